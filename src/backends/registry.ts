@@ -1,0 +1,11 @@
+import { fileBackend } from './file.js';
+import type { BackendDefinition } from './types.js';
+
+/** Every backend kind, one line each. Heavy SDKs load lazily inside `create`. */
+export const backendDefinitions: readonly BackendDefinition[] = [
+  fileBackend,
+];
+
+export function findBackend(kind: string): BackendDefinition | undefined {
+  return backendDefinitions.find((b) => b.kind === kind);
+}
