@@ -1,0 +1,405 @@
+import http from 'node:http';
+import https from 'node:https';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type * as K8s from '@kubernetes/client-node';
+import { z } from 'zod';
+import { ProviderError } from '../errors.js';
+import { duration, parseOrThrow } from '../schema.js';
+import { fieldsContent } from './content.js';
+import type { BackendDefinition, FetchContext, FetchResult, StoreBackend } from './types.js';
+
+type Client = typeof K8s;
+
+const options = z
+  .strictObject({
+    /** `pod` reads with the pod's own token (its RBAC applies); `provider` with the kubeconfig's credentials. */
+    identity: z.enum(['pod', 'provider']).default('pod'),
+    /** Audience of the pod token to present; "" is the API server's own. */
+    audience: z.string().default(''),
+    /** A kubeconfig file for a remote cluster (or a laptop); in-cluster config when absent. */
+    kubeconfig: z.string().min(1).optional(),
+    /** The kubeconfig context to use instead of its current-context. */
+    context: z.string().min(1).optional(),
+    /** Budget for one read, retries included. */
+    timeout: duration.refine((ms) => ms > 0, 'must be above zero').default(10_000),
+  })
+  .refine((o) => o.context === undefined || o.kubeconfig !== undefined, {
+    message: 'context needs kubeconfig',
+    path: ['context'],
+  });
+
+type Options = z.infer<typeof options>;
+
+const objectFields = z.strictObject({
+  kind: z.enum(['secret', 'configmap']).default('secret'),
+});
+
+type Spec = z.infer<typeof objectFields>;
+type ObjectKind = Spec['kind'];
+
+interface Target {
+  readonly kind: ObjectKind;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** Reads Secrets and ConfigMaps from a Kubernetes API server, as the pod (its RBAC decides) or as the provider. */
+export const kubernetesBackend: BackendDefinition<Options> = {
+  kind: 'kubernetes',
+  options,
+  checkStore({ options: opts, restrictsNamespaces }) {
+    if (opts.identity === 'provider' && !restrictsNamespaces) {
+      return [
+        'identity: "provider" reads with the provider\'s own rights, so the store needs access rules that restrict namespaces',
+      ];
+    }
+    return [];
+  },
+  async create({ name, options: opts }, { baseDir }) {
+    const k8s: Client = await import('@kubernetes/client-node');
+    const kc = loadKubeConfig(k8s, opts, baseDir);
+    const cluster = currentCluster(kc);
+    const agent = createPooledAgent(k8s, kc, cluster, opts.identity);
+    const api = new k8s.CoreV1Api(
+      k8s.createConfiguration({ baseServer: new k8s.ServerConfiguration(cluster.server, {}) }),
+    );
+    return createStore({ name, opts, kc, agent, api, k8s });
+  },
+};
+
+interface StoreParts {
+  readonly k8s: Client;
+  readonly name: string;
+  readonly opts: Options;
+  readonly kc: K8s.KubeConfig;
+  readonly agent: http.Agent;
+  readonly api: K8s.CoreV1Api;
+}
+
+function createStore({ k8s, name, opts, kc, agent, api }: StoreParts): StoreBackend<Spec> {
+  return {
+    name,
+    parseSpec: (fields, at) => parseOrThrow(objectFields, fields, at),
+    async fetch({ ref, version, spec }, ctx) {
+      if (version !== undefined) {
+        throw new ProviderError('InvalidArgument', 'the kubernetes store serves only the current object; remove version');
+      }
+      const target = parseRef(ref, spec.kind, ctx.identity.namespace);
+      // The token is checked before any request so that a missing or expired one never reaches the server.
+      const authorization = opts.identity === 'pod' ? `Bearer ${ctx.tokenFor(opts.audience)}` : undefined;
+      const read = (signal: AbortSignal) => readObject(api, target, requestAuth(kc, agent, authorization, signal));
+      const object = await readWithRetries(read, { k8s, target, ctx, opts, storeName: name });
+      return toFetchResult(target.kind, object);
+    },
+    async close() {
+      agent.destroy();
+    },
+  };
+}
+
+function loadKubeConfig(k8s: Client, opts: Options, baseDir: string): K8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (opts.kubeconfig === undefined) {
+    kc.loadFromCluster();
+    return kc;
+  }
+  const path = resolve(baseDir, opts.kubeconfig);
+  try {
+    kc.loadFromFile(path);
+  } catch (err) {
+    throw new ProviderError('InvalidArgument', `kubeconfig ${path}: cannot load it (${describeCause(err)})`);
+  }
+  if (opts.context !== undefined) {
+    if (!kc.getContextObject(opts.context)) {
+      throw new ProviderError('InvalidArgument', `kubeconfig ${path}: no context named ${JSON.stringify(opts.context)}`);
+    }
+    kc.setCurrentContext(opts.context);
+  }
+  return kc;
+}
+
+function currentCluster(kc: K8s.KubeConfig): K8s.Cluster {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new ProviderError('InvalidArgument', 'the kubeconfig has no cluster for its current context');
+  // Outside a cluster the in-cluster config yields "https://undefined:undefined", which is not a URL.
+  if (!URL.canParse(cluster.server)) {
+    throw new ProviderError(
+      'InvalidArgument',
+      `the API server address of cluster ${JSON.stringify(cluster.name)} is not a URL (outside a cluster, set kubeconfig)`,
+    );
+  }
+  if (cluster.proxyUrl) throw new ProviderError('InvalidArgument', 'kubeconfig clusters with proxy-url are not supported');
+  return cluster;
+}
+
+/**
+ * client-node builds a fresh Agent (and rereads the CA file) for every request, which defeats
+ * connection reuse; one agent per store keeps TLS sessions and sockets pooled. Client
+ * certificates go into it only for identity `provider`: the API server prefers a client
+ * certificate over a bearer token, so with identity `pod` it would silently read as the provider.
+ */
+function createPooledAgent(k8s: Client, kc: K8s.KubeConfig, cluster: K8s.Cluster, identity: Options['identity']): http.Agent {
+  const pool = { keepAlive: true, maxSockets: 32, maxFreeSockets: 8 };
+  if (cluster.server.startsWith('http:')) {
+    if (!cluster.skipTLSVerify) {
+      throw new ProviderError('InvalidArgument', 'a plain http API server needs insecure-skip-tls-verify in the kubeconfig');
+    }
+    return new http.Agent(pool);
+  }
+  const user = identity === 'provider' ? kc.getCurrentUser() : null;
+  try {
+    return new https.Agent({
+      ...pool,
+      ca: k8s.bufferFromFileOrString(cluster.caFile, cluster.caData) ?? undefined,
+      cert: (user && k8s.bufferFromFileOrString(user.certFile, user.certData)) ?? undefined,
+      key: (user && k8s.bufferFromFileOrString(user.keyFile, user.keyData)) ?? undefined,
+      servername: cluster.tlsServerName,
+      rejectUnauthorized: !cluster.skipTLSVerify,
+    });
+  } catch (err) {
+    throw new ProviderError('InvalidArgument', `cannot load the TLS files of the kubeconfig (${describeCause(err)})`);
+  }
+}
+
+/**
+ * Per-request authentication passed as call options: client-node merges `authMethods` from the
+ * call over the client's, so one CoreV1Api serves every pod and only this small object is per
+ * request. (Call-time middleware would also work, but the generated Promise API wraps it in a way
+ * that breaks client-node's own `setHeaderOptions`.)
+ */
+function requestAuth(
+  kc: K8s.KubeConfig,
+  agent: http.Agent,
+  authorization: string | undefined,
+  signal: AbortSignal,
+): K8s.ConfigurationOptions {
+  const auth: K8s.SecurityAuthentication = {
+    getName: () => 'usp',
+    async applySecurityAuthentication(request) {
+      if (authorization === undefined) {
+        // The kubeconfig's own credentials (token file, exec plugin, ...); its throwaway agent is replaced.
+        await kc.applySecurityAuthentication(request);
+      } else {
+        request.setHeaderParam('Authorization', authorization);
+      }
+      request.setAgent(agent);
+      request.setSignal(signal);
+    },
+  };
+  return { authMethods: { default: auth } };
+}
+
+async function readObject(
+  api: K8s.CoreV1Api,
+  { kind, namespace, name }: Target,
+  call: K8s.ConfigurationOptions,
+): Promise<K8s.V1Secret | K8s.V1ConfigMap> {
+  switch (kind) {
+    case 'secret':
+      return api.readNamespacedSecret({ namespace, name }, call);
+    case 'configmap':
+      return api.readNamespacedConfigMap({ namespace, name }, call);
+  }
+}
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function isDnsSubdomain(value: string): boolean {
+  return value.length <= 253 && value.split('.').every((label) => dnsLabel.test(label));
+}
+
+/** `NAME` (the pod's namespace) or `NAMESPACE/NAME`. */
+function parseRef(ref: string, kind: ObjectKind, podNamespace: string): Target {
+  const parts = ref.split('/');
+  const [namespace, name] = parts.length === 1 ? [podNamespace, parts[0]!] : [parts[0]!, parts[1] ?? ''];
+  if (parts.length > 2 || !dnsLabel.test(namespace) || !isDnsSubdomain(name)) {
+    throw new ProviderError(
+      'InvalidArgument',
+      'ref must be NAME or NAMESPACE/NAME, with a DNS-1123 label as namespace and a DNS-1123 subdomain as name',
+    );
+  }
+  return { kind, namespace, name };
+}
+
+interface CallScope {
+  readonly k8s: Client;
+  readonly target: Target;
+  readonly ctx: FetchContext;
+  readonly opts: Options;
+  readonly storeName: string;
+}
+
+const maxAttempts = 3;
+const baseBackoffMs = 200;
+
+/** Retries throttling and server errors within the store timeout and the Mount's signal. */
+async function readWithRetries<T>(read: (signal: AbortSignal) => Promise<T>, scope: CallScope): Promise<T> {
+  const timeout = AbortSignal.timeout(scope.opts.timeout);
+  const signal = AbortSignal.any([scope.ctx.signal, timeout]);
+  const deadline = Date.now() + scope.opts.timeout;
+  for (let attempt = 1; ; attempt += 1) {
+    let failure: Failure;
+    try {
+      return await read(signal);
+    } catch (err) {
+      failure = classifyFailure(err, scope, timeout);
+    }
+    const waitMs = retryDelayMs(failure, attempt);
+    if (waitMs === undefined || Date.now() + waitMs >= deadline) throw failure.error;
+    try {
+      await sleep(waitMs, undefined, { signal });
+    } catch (err) {
+      throw classifyFailure(err, scope, timeout).error;
+    }
+  }
+}
+
+interface Failure {
+  readonly error: ProviderError;
+  readonly retryable: boolean;
+}
+
+function retryDelayMs({ error, retryable }: Failure, attempt: number): number | undefined {
+  if (!retryable || attempt >= maxAttempts) return undefined;
+  return error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1000 : baseBackoffMs * 2 ** (attempt - 1);
+}
+
+const tlsErrorCodes = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): Failure {
+  if (err instanceof ProviderError) return { error: err, retryable: false };
+  if (err instanceof scope.k8s.ApiException) return classifyStatus(err, scope);
+  const { target, ctx, opts } = scope;
+  const what = describeTarget(target);
+  if (err instanceof Error && err.name === 'AbortError') {
+    if (ctx.signal.aborted) {
+      return fail('DeadlineExceeded', `reading ${what} was cancelled (the Mount ended or its deadline passed)`);
+    }
+    if (timeout.aborted) {
+      return fail('DeadlineExceeded', `the API server did not answer for ${what} within ${opts.timeout / 1000}s (the store timeout)`);
+    }
+  }
+  if (err instanceof Error && err.name === 'FetchError') {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && tlsErrorCodes.has(code)) {
+      return fail('Unavailable', `TLS verification of the API server failed reading ${what} (${code})`);
+    }
+    const cause = typeof code === 'string' ? code : 'network error';
+    return { ...fail('Unavailable', `cannot reach the API server reading ${what} (${cause})`), retryable: true };
+  }
+  return fail('Internal', `reading ${what} failed unexpectedly (${describeCause(err)})`);
+}
+
+function fail(code: ProviderError['code'], message: string, retryAfterSeconds?: number): Failure {
+  return { error: new ProviderError(code, message, retryAfterSeconds), retryable: false };
+}
+
+/** Maps an API `Status` answer; only its `reason` word is quoted, never its message. */
+function classifyStatus({ code, body, headers }: K8s.ApiException<unknown>, scope: CallScope): Failure {
+  const status = parseStatus(body);
+  const reason = status.reason ?? defaultReason(code);
+  const what = describeTarget(scope.target);
+  const who = describeActor(scope);
+  if (code === 401) {
+    const credentials = scope.opts.identity === 'pod'
+      ? `the token of ${who} for audience ${JSON.stringify(scope.opts.audience)}`
+      : `the credentials of ${who}`;
+    return fail('PermissionDenied', `the API server did not accept ${credentials} reading ${what} (${reason})`);
+  }
+  if (code === 403) return fail('PermissionDenied', `${who} may not get ${what} (${reason})`);
+  if (code === 404) return fail('NotFound', `${what} not found (${reason})`);
+  if (code === 429 || code >= 500) {
+    const retryAfter = parseRetryAfter(headers['retry-after']) ?? status.retryAfterSeconds;
+    return {
+      error: new ProviderError('Unavailable', `the API server answered ${code} (${reason}) for ${what}`, retryAfter),
+      retryable: true,
+    };
+  }
+  return fail('Internal', `the API server answered ${code} (${reason}) for ${what}`);
+}
+
+interface StatusFacts {
+  readonly reason?: string;
+  readonly retryAfterSeconds?: number;
+}
+
+function parseStatus(body: unknown): StatusFacts {
+  let value: unknown = body;
+  if (typeof body === 'string') {
+    try {
+      value = JSON.parse(body);
+    } catch {
+      return {};
+    }
+  }
+  if (typeof value !== 'object' || value === null || (value as { kind?: unknown }).kind !== 'Status') return {};
+  const { reason, details } = value as { reason?: unknown; details?: { retryAfterSeconds?: unknown } };
+  const seconds = details?.retryAfterSeconds;
+  return {
+    // A reason is a CamelCase word; anything else is not quoted back.
+    reason: typeof reason === 'string' && /^[A-Za-z]{1,64}$/.test(reason) ? reason : undefined,
+    retryAfterSeconds: typeof seconds === 'number' && seconds >= 0 ? seconds : undefined,
+  };
+}
+
+function parseRetryAfter(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+function defaultReason(code: number): string {
+  return http.STATUS_CODES[code]?.replace(/[^A-Za-z]/g, '') ?? 'Unknown';
+}
+
+function describeTarget({ kind, namespace, name }: Target): string {
+  return `${kind === 'secret' ? 'Secret' : 'ConfigMap'} ${namespace}/${name}`;
+}
+
+function describeActor({ ctx, opts, storeName }: CallScope): string {
+  const pod = `service account ${ctx.identity.namespace}/${ctx.identity.serviceAccount}`;
+  return opts.identity === 'pod' ? pod : `the provider's identity of store ${JSON.stringify(storeName)} (for ${pod})`;
+}
+
+/** Names a foreign error by its code or class only: its message may quote paths or content. */
+function describeCause(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return code;
+  return err instanceof Error ? err.constructor.name : typeof err;
+}
+
+function toFetchResult(kind: ObjectKind, object: K8s.V1Secret | K8s.V1ConfigMap): FetchResult {
+  const fields = kind === 'secret' ? secretFields(object as K8s.V1Secret) : configMapFields(object as K8s.V1ConfigMap);
+  return { content: fieldsContent(fields), version: object.metadata?.resourceVersion };
+}
+
+function secretFields(secret: K8s.V1Secret): Record<string, Buffer> {
+  return Object.fromEntries(Object.entries(secret.data ?? {}).map(([key, value]) => [key, decodeBase64(value, key)]));
+}
+
+function configMapFields(configMap: K8s.V1ConfigMap): Record<string, Buffer> {
+  return Object.fromEntries([
+    ...Object.entries(configMap.data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'utf8')] as const),
+    ...Object.entries(configMap.binaryData ?? {}).map(([key, value]) => [key, decodeBase64(value, key)] as const),
+  ]);
+}
+
+/** Node's base64 decoder skips invalid characters; a round trip catches a corrupted value instead. */
+function decodeBase64(value: string, key: string): Buffer {
+  const bytes = Buffer.from(value, 'base64');
+  if (bytes.toString('base64') !== value) {
+    throw new ProviderError('Internal', `the API server sent key ${JSON.stringify(key)} in malformed base64`);
+  }
+  return bytes;
+}

@@ -1,0 +1,61 @@
+import { readFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import type { MountRequestMessage } from '../mount/request.js';
+import { tokensKey } from '../mount/request.js';
+import { UsageError, type ClassFile } from './class-file.js';
+
+export interface PodDescription {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly podName?: string;
+  /** audience -> token, as `--token AUD=FILE` gave them. */
+  readonly tokens: ReadonlyMap<string, string>;
+}
+
+/** Builds the request exactly as the driver would for a pod mounting this class. */
+export function buildDriverRequest(spc: ClassFile, pod: PodDescription, targetPath = '/var/lib/kubelet/pods/local/volumes/usp'): MountRequestMessage {
+  const attributes: Record<string, string> = {
+    ...spc.parameters,
+    secretProviderClass: spc.name,
+    'csi.storage.k8s.io/pod.name': pod.podName ?? 'usp-local',
+    'csi.storage.k8s.io/pod.namespace': pod.namespace,
+    'csi.storage.k8s.io/pod.uid': randomUUID(),
+    'csi.storage.k8s.io/serviceAccount.name': pod.serviceAccount,
+    'csi.storage.k8s.io/ephemeral': 'true',
+  };
+  if (pod.tokens.size > 0) {
+    const tokens = Object.fromEntries(
+      [...pod.tokens].map(([audience, token]) => [audience, { token, expirationTimestamp: tokenExpiry(token) }]),
+    );
+    attributes[tokensKey] = JSON.stringify(tokens);
+  }
+  return { attributes: JSON.stringify(attributes), secrets: '{}', targetPath, permission: '420' };
+}
+
+/** Reads `--token AUD=FILE` flags; an empty audience (`=FILE`) is the API server's own. */
+export async function readTokenFlags(flags: readonly string[]): Promise<Map<string, string>> {
+  const tokens = new Map<string, string>();
+  for (const flag of flags) {
+    const at = flag.indexOf('=');
+    if (at < 0) throw new UsageError(`--token: "${flag}" must be AUDIENCE=FILE`);
+    const file = flag.slice(at + 1);
+    try {
+      tokens.set(flag.slice(0, at), (await readFile(file, 'utf8')).trim());
+    } catch (err) {
+      throw new UsageError(`--token: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  return tokens;
+}
+
+/** The JWT's own `exp` where it has one, like the driver reports; else an hour from now. */
+function tokenExpiry(token: string): string {
+  const payload = token.split('.')[1];
+  try {
+    const exp = (JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    if (typeof exp === 'number') return new Date(exp * 1000).toISOString();
+  } catch {
+    // Not a JWT: fall through to the default.
+  }
+  return new Date(Date.now() + 3_600_000).toISOString();
+}

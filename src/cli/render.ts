@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { loadProviderConfig } from '../config/load.js';
+import { closeStores, createStores } from '../config/stores.js';
+import { toProviderError } from '../errors.js';
+import { createMountHandler } from '../mount/handler.js';
+import { createMetrics } from '../observability/metrics.js';
+import { readClassFile } from './class-file.js';
+import { buildDriverRequest, readTokenFlags } from './driver-request.js';
+import { parseFlags, requireFlag, stringList, type Io } from './flags.js';
+import { formatFileTable, formatValues, writeFiles } from './output.js';
+
+export const renderUsage = `usage: usp render --class SPC.yaml --config CONFIG.yaml --namespace NS --service-account SA
+                  [--token AUDIENCE=FILE]... [--out DIR] [--show-values]
+Runs the Mount pipeline locally and prints the files a pod would get (values only with --show-values).
+`;
+
+/** `usp render`: the real pipeline, in process, against the real stores. */
+export async function runRender(args: string[], io: Io, logger: Logger): Promise<number> {
+  const flags = parseFlags(args, {
+    class: { type: 'string' },
+    config: { type: 'string' },
+    namespace: { type: 'string' },
+    'service-account': { type: 'string' },
+    pod: { type: 'string' },
+    token: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    'show-values': { type: 'boolean' },
+  });
+  const spc = await readClassFile(requireFlag(flags.class, 'class'));
+  const configPath = requireFlag(flags.config, 'config');
+  const pod = {
+    namespace: requireFlag(flags.namespace, 'namespace'),
+    serviceAccount: requireFlag(flags['service-account'], 'service-account'),
+    podName: typeof flags.pod === 'string' ? flags.pod : undefined,
+    tokens: await readTokenFlags(stringList(flags.token)),
+  };
+  const loaded = await loadProviderConfig(configPath);
+  if (!loaded.ok) {
+    io.stderr(`config ${configPath} has problems:\n${loaded.problems.map((p) => `  ${p}\n`).join('')}`);
+    return 1;
+  }
+  const state = await createStores(loaded.config, { logger });
+  try {
+    const mount = createMountHandler({
+      state: () => state,
+      logger,
+      metrics: createMetrics({ defaultMetrics: false }),
+      now: Date.now,
+      fallbackVersionKey: loaded.config.versionKey ?? randomBytes(32),
+    });
+    const result = await mount(buildDriverRequest(spc, pod), AbortSignal.timeout(loaded.config.limits.mountTimeout));
+    const shown = result.files.map((f) => ({ ...f, ...result.sources.get(f.path) }));
+    io.stdout(formatFileTable(shown));
+    if (flags['show-values']) io.stdout(formatValues(shown));
+    if (typeof flags.out === 'string') {
+      await writeFiles(flags.out, shown);
+      io.stdout(`wrote ${shown.length} files to ${flags.out}\n`);
+    }
+    return 0;
+  } catch (err) {
+    const error = toProviderError(err);
+    io.stderr(`mount failed: ${error.code}: ${error.message}\n`);
+    return 1;
+  } finally {
+    await closeStores(state.stores.values());
+  }
+}

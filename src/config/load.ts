@@ -1,0 +1,139 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { findBackend, backendDefinitions } from '../backends/registry.js';
+import type { BackendDefinition } from '../backends/types.js';
+import { parseWith } from '../schema.js';
+import { providerConfig, storeCommon, storeCommonKeys, type AccessRule, type CacheSettings } from './schema.js';
+
+export interface StoreConfig {
+  readonly name: string;
+  readonly definition: BackendDefinition;
+  readonly options: unknown;
+  readonly cache: CacheSettings;
+  readonly access: readonly AccessRule[];
+  readonly concurrency: number;
+  readonly restrictsNamespaces: boolean;
+  /** Canonical text of the whole entry: an unchanged store keeps its clients across reloads. */
+  readonly fingerprint: string;
+}
+
+export interface ProviderConfig {
+  readonly defaultStore?: string;
+  readonly versionKey?: Buffer;
+  readonly limits: { readonly maxObjects: number; readonly mountTimeout: number };
+  readonly stores: readonly StoreConfig[];
+  readonly baseDir: string;
+}
+
+export type ConfigResult = { ok: true; config: ProviderConfig } | { ok: false; problems: string[] };
+
+const maxConfigBytes = 1024 * 1024;
+
+/** Reads and validates the provider config file, reporting every problem with its field. */
+export async function loadProviderConfig(path: string): Promise<ConfigResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { ok: false, problems: [`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`] };
+  }
+  return parseProviderConfig(text, resolve(path, '..'));
+}
+
+export async function parseProviderConfig(text: string, baseDir: string): Promise<ConfigResult> {
+  if (text.length > maxConfigBytes) return { ok: false, problems: [`config is larger than ${maxConfigBytes} bytes`] };
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { maxAliasCount: 0, uniqueKeys: true });
+  } catch (err) {
+    return { ok: false, problems: [`config is not valid YAML: ${firstLine(err)}`] };
+  }
+  const top = parseWith(providerConfig, raw, '');
+  if (!top.ok) return { ok: false, problems: top.problems };
+  const problems: string[] = [];
+  const stores = top.value.stores.flatMap((entry, i) => {
+    const store = parseStore(entry, `stores[${i}]`, problems);
+    return store ? [store] : [];
+  });
+  checkUniqueNames(stores, problems);
+  const { defaultStore, versionKey, versionKeyFile, limits } = top.value;
+  if (defaultStore !== undefined && !stores.some((s) => s.name === defaultStore)) {
+    problems.push(`defaultStore: no store named "${defaultStore}"`);
+  }
+  if (versionKey && versionKeyFile) problems.push('versionKeyFile: set versionKey or versionKeyFile, not both');
+  const key = await readVersionKey(versionKey, versionKeyFile, baseDir, problems);
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, config: { defaultStore, versionKey: key, limits, stores, baseDir } };
+}
+
+function parseStore(entry: Record<string, unknown>, at: string, problems: string[]): StoreConfig | undefined {
+  const common = parseWith(storeCommon, entry, at);
+  if (!common.ok) {
+    problems.push(...common.problems);
+    return undefined;
+  }
+  const definition = findBackend(common.value.backend);
+  if (!definition) {
+    const kinds = backendDefinitions.map((b) => b.kind).join(', ');
+    problems.push(`${at}.backend: unknown backend "${common.value.backend}" (one of: ${kinds})`);
+    return undefined;
+  }
+  const rest = Object.fromEntries(Object.entries(entry).filter(([k]) => !storeCommonKeys.includes(k)));
+  const options = parseWith(definition.options, rest, at);
+  if (!options.ok) {
+    problems.push(...options.problems);
+    return undefined;
+  }
+  const restrictsNamespaces = checkRestrictsNamespaces(common.value.access);
+  const own = definition.checkStore?.({ name: common.value.name, options: options.value, restrictsNamespaces }) ?? [];
+  problems.push(...own.map((p) => `${at}.${p}`));
+  return {
+    name: common.value.name,
+    definition,
+    options: options.value,
+    cache: common.value.cache,
+    access: common.value.access,
+    concurrency: common.value.concurrency,
+    restrictsNamespaces,
+    fingerprint: JSON.stringify(entry),
+  };
+}
+
+/** True when every allow rule names namespaces, so no pod outside them can read. */
+function checkRestrictsNamespaces(rules: readonly AccessRule[]): boolean {
+  const allows = rules.flatMap((r) => ('allow' in r ? [r.allow] : []));
+  return allows.length > 0 && allows.every((a) => a.namespaces !== undefined && !a.namespaces.includes('*'));
+}
+
+function checkUniqueNames(stores: readonly StoreConfig[], problems: string[]): void {
+  const seen = new Set<string>();
+  stores.forEach((s) => {
+    if (seen.has(s.name)) problems.push(`stores: the name "${s.name}" is used twice`);
+    seen.add(s.name);
+  });
+}
+
+async function readVersionKey(
+  inline: string | undefined,
+  file: string | undefined,
+  baseDir: string,
+  problems: string[],
+): Promise<Buffer | undefined> {
+  if (inline) return Buffer.from(inline, 'utf8');
+  if (!file) return undefined;
+  try {
+    const key = (await readFile(resolve(baseDir, file))).subarray(0);
+    if (key.length < 16) problems.push('versionKeyFile: the key must be at least 16 bytes');
+    return key;
+  } catch (err) {
+    problems.push(`versionKeyFile: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    return undefined;
+  }
+}
+
+/** The first line of a parser's message: YAML errors append a code frame we do not want to echo. */
+export function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n', 1)[0]!.replace(/:$/, '');
+}

@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { StoreBackend } from '../backends/types.js';
+import { createLimiter, type Limiter } from '../mount/limit.js';
+import type { ProviderConfig, StoreConfig } from './load.js';
+
+/** A configured store with its live backend. */
+export interface Store {
+  readonly config: StoreConfig;
+  readonly backend: StoreBackend;
+  /** Bounds calls in flight to this store across all Mounts. */
+  readonly limiter: Limiter;
+}
+
+export interface ProviderState {
+  readonly config: ProviderConfig;
+  readonly stores: ReadonlyMap<string, Store>;
+}
+
+/**
+ * Builds the stores of a config. Stores whose entry did not change are carried over from
+ * `previous`, keeping their clients, logins and caches across reloads.
+ */
+export async function createStores(
+  config: ProviderConfig,
+  deps: { logger: Logger },
+  previous?: ProviderState,
+): Promise<ProviderState> {
+  const stores = new Map<string, Store>();
+  try {
+    for (const storeConfig of config.stores) {
+      const kept = previous?.stores.get(storeConfig.name);
+      if (kept && kept.config.fingerprint === storeConfig.fingerprint && previous?.config.baseDir === config.baseDir) {
+        stores.set(storeConfig.name, kept);
+        continue;
+      }
+      const backend = await storeConfig.definition.create(
+        { name: storeConfig.name, options: storeConfig.options, restrictsNamespaces: storeConfig.restrictsNamespaces },
+        { logger: deps.logger.child({ store: storeConfig.name }), baseDir: config.baseDir },
+      );
+      stores.set(storeConfig.name, { config: storeConfig, backend, limiter: createLimiter(storeConfig.concurrency) });
+    }
+  } catch (err) {
+    await closeStores([...stores.values()].filter((s) => previous?.stores.get(s.config.name) !== s));
+    throw err;
+  }
+  return { config, stores };
+}
+
+/** Closes the stores of `old` that `next` no longer uses. */
+export async function closeReplacedStores(old: ProviderState, next: ProviderState): Promise<void> {
+  const kept = new Set(next.stores.values());
+  await closeStores([...old.stores.values()].filter((s) => !kept.has(s)));
+}
+
+export async function closeStores(stores: Iterable<Store>): Promise<void> {
+  await Promise.allSettled([...stores].map((s) => s.backend.close()));
+}

@@ -1,0 +1,171 @@
+import type { Logger } from 'pino';
+import { ProviderError, toProviderError } from '../errors.js';
+import type { FetchContext } from '../backends/types.js';
+import type { ProviderState } from '../config/stores.js';
+import type { Metrics } from '../observability/metrics.js';
+import { createTokenSource, type Identity } from './identity.js';
+import { describeObject, parseObjects, type MountObject } from './objects.js';
+import { guardOutput, hmacVersion, largeResponseBytes } from './output.js';
+import { checkAccess } from './policy.js';
+import { parseMountRequest, type MountInput, type MountRequestMessage } from './request.js';
+import { resolveObjects } from './resolve.js';
+import { toObjectFiles, type ObjectFile } from './transform.js';
+
+export interface ObjectVersion {
+  readonly id: string;
+  readonly version: string;
+}
+
+export interface MountResult {
+  readonly files: ObjectFile[];
+  readonly objectVersions: ObjectVersion[];
+  /** Where each file came from, for `usp render` and logs; never values. */
+  readonly sources: ReadonlyMap<string, { store: string; ref: string; version: string }>;
+}
+
+export interface MountHandlerDeps {
+  readonly state: () => ProviderState;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now: () => number;
+  /** Used when the config has no versionKey; random per process. */
+  readonly fallbackVersionKey: Buffer;
+}
+
+export type MountHandler = (request: MountRequestMessage, signal: AbortSignal) => Promise<MountResult>;
+
+/** Parameters a class may set; anything else is a typo we report rather than ignore. */
+const knownParameters = new Set(['objects', 'role']);
+
+/** The whole Mount pipeline: parse, authorise, resolve, transform, guard. */
+export function createMountHandler(deps: MountHandlerDeps): MountHandler {
+  return async (request, callSignal) => {
+    const started = performance.now();
+    let input: MountInput | undefined;
+    let objectCount = 0;
+    try {
+      input = parseMountRequest(request);
+      const state = deps.state();
+      const objects = parseClassObjects(input, state);
+      objectCount = objects.length;
+      authorise(objects, input, state);
+      const signal = AbortSignal.any([callSignal, AbortSignal.timeout(state.config.limits.mountTimeout)]);
+      const ctx: FetchContext = {
+        identity: input.identity,
+        parameters: { role: input.parameters.get('role') },
+        secrets: input.secrets,
+        signal,
+        ...createTokenSource(input.tokens, deps.now),
+      };
+      const resolutions = await resolveObjects(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger });
+      const result = assemble(resolutions, input, state.config.versionKey ?? deps.fallbackVersionKey);
+      const bytes = guardOutput(result.files);
+      record(deps, 'ok', 'OK', started, bytes);
+      for (const { object } of resolutions) deps.metrics.objectsServed.inc({ store: object.store });
+      deps.logger.info(
+        { ...describeCall(input), objects: objectCount, files: result.files.length, bytes, durationMs: elapsed(started), outcome: 'ok' },
+        'mount',
+      );
+      return result;
+    } catch (err) {
+      const error = toProviderError(err);
+      record(deps, 'error', error.code, started);
+      deps.logger.warn(
+        { ...(input ? describeCall(input) : {}), objects: objectCount, durationMs: elapsed(started), outcome: 'error', code: error.code, error: error.message },
+        'mount failed',
+      );
+      throw error;
+    }
+  };
+}
+
+function parseClassObjects(input: MountInput, state: ProviderState): MountObject[] {
+  const parsed = parseClass(input.parameters, state);
+  if (!parsed.ok) throw new ProviderError('InvalidArgument', parsed.problems.join('; '));
+  return parsed.objects;
+}
+
+/** Checks a class's parameters and objects against the stores, listing every problem. */
+export function parseClass(
+  parameters: ReadonlyMap<string, string>,
+  state: ProviderState,
+): { ok: true; objects: MountObject[] } | { ok: false; problems: string[] } {
+  const unknown = [...parameters.keys()].filter((k) => !knownParameters.has(k));
+  const problems = unknown.map(
+    (k) => `parameters.${k.slice(0, 100)}: unknown parameter (known: ${[...knownParameters].join(', ')})`,
+  );
+  const backends = new Map([...state.stores].map(([name, store]) => [name, store.backend]));
+  const parsed = parseObjects(parameters.get('objects'), {
+    stores: backends,
+    defaultStore: state.config.defaultStore,
+    maxObjects: state.config.limits.maxObjects,
+  });
+  if (!parsed.ok) problems.push(...parsed.problems);
+  return problems.length > 0 || !parsed.ok ? { ok: false, problems } : { ok: true, objects: parsed.objects };
+}
+
+function authorise(objects: readonly MountObject[], input: MountInput, state: ProviderState): void {
+  const denied = findDenied(objects, input.identity, state)[0];
+  if (denied) throw new ProviderError('PermissionDenied', denied);
+}
+
+/** One message per object the identity may not read under its store's access rules. */
+export function findDenied(objects: readonly MountObject[], identity: Identity, state: ProviderState): string[] {
+  return objects.flatMap((object) => {
+    const store = state.stores.get(object.store)!;
+    const decision = checkAccess(store.config.access, identity, object.ref);
+    if (decision.allowed) return [];
+    return [
+      `${describeObject(object)} (store ${object.store}, ref ${object.ref}): service account ` +
+        `${identity.namespace}/${identity.serviceAccount} may not read this ref from store ${object.store} (${decision.reason})`,
+    ];
+  });
+}
+
+function assemble(resolutions: Awaited<ReturnType<typeof resolveObjects>>, input: MountInput, versionKey: Buffer): MountResult {
+  const files: ObjectFile[] = [];
+  const objectVersions: ObjectVersion[] = [];
+  const sources = new Map<string, { store: string; ref: string; version: string }>();
+  for (const resolution of resolutions) {
+    if (!('result' in resolution)) continue;
+    const { object, result } = resolution;
+    let produced: ObjectFile[];
+    try {
+      produced = toObjectFiles(object, result.content.reveal(), input.defaultMode);
+    } catch (err) {
+      throw toProviderError(err).within(`${describeObject(object)} (store ${object.store}, ref ${object.ref})`);
+    }
+    if (!object.mount) continue;
+    const version = result.version ?? hmacVersion(versionKey, produced);
+    objectVersions.push({ id: object.name, version });
+    for (const file of produced) {
+      files.push(file);
+      sources.set(file.path, { store: object.store, ref: object.ref, version });
+    }
+  }
+  // The driver fails a Mount without versions; all objects may have been optional and missing.
+  if (objectVersions.length === 0) objectVersions.push({ id: 'usp/no-objects', version: 'empty' });
+  return { files, objectVersions, sources };
+}
+
+function describeCall(input: MountInput) {
+  return {
+    pod: input.identity.podName,
+    namespace: input.identity.namespace,
+    serviceAccount: input.identity.serviceAccount,
+    class: input.className,
+  };
+}
+
+function record(deps: MountHandlerDeps, outcome: 'ok' | 'error', code: string, started: number, bytes?: number): void {
+  deps.metrics.mounts.inc({ outcome, code });
+  deps.metrics.mountDuration.observe({ outcome }, elapsed(started) / 1000);
+  if (bytes !== undefined) {
+    deps.metrics.responseBytes.observe(bytes);
+    if (bytes > largeResponseBytes) deps.metrics.largeResponses.inc();
+  }
+}
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 100) / 100;
+}

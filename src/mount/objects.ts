@@ -1,0 +1,168 @@
+import { compile } from '@jmespath-community/jmespath';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { firstLine } from '../config/load.js';
+import { isProviderError } from '../errors.js';
+import { describeIssues } from '../schema.js';
+import type { StoreBackend } from '../backends/types.js';
+import { checkDriverPath } from './paths.js';
+
+export type Decoding = 'base64' | 'hex';
+
+/** One parsed entry of the class's `objects`. */
+export interface MountObject {
+  readonly index: number;
+  /** File path in the mount (a directory when expanded). */
+  readonly name: string;
+  readonly store: string;
+  readonly ref: string;
+  readonly version?: string;
+  readonly key?: string;
+  readonly select?: { readonly expression: string; readonly ast: ReturnType<typeof compile> };
+  readonly decode?: Decoding;
+  readonly mode?: number;
+  readonly optional: boolean;
+  readonly expand?: 'keys';
+  readonly mount: boolean;
+  /** Backend-specific fields, validated by the store's backend. */
+  readonly spec: unknown;
+}
+
+export interface ObjectsContext {
+  readonly stores: ReadonlyMap<string, StoreBackend>;
+  readonly defaultStore?: string;
+  readonly maxObjects: number;
+}
+
+export type ObjectsResult = { ok: true; objects: MountObject[] } | { ok: false; problems: string[] };
+
+const maxObjectsBytes = 256 * 1024;
+
+const commonFields = z.object({
+  name: z.string().min(1).max(4096),
+  store: z.string().min(1).optional(),
+  ref: z.string().min(1).max(2048),
+  version: z.union([z.string().min(1), z.number().int().nonnegative()]).transform(String).optional(),
+  key: z.string().min(1).optional(),
+  select: z.string().min(1).max(1024).optional(),
+  decode: z.enum(['base64', 'hex']).optional(),
+  mode: z.union([z.string(), z.number()]).optional(),
+  optional: z.boolean().default(false),
+  expand: z.literal('keys').optional(),
+  mount: z.boolean().default(true),
+});
+const commonKeys = Object.keys(commonFields.shape);
+
+/** Human label of an object for messages: `objects[2] "db/password"`. */
+export function describeObject(o: { index: number; name?: string }): string {
+  return o.name === undefined ? `objects[${o.index}]` : `objects[${o.index}] ${JSON.stringify(o.name)}`;
+}
+
+/** Parses the `objects` parameter, collecting every problem rather than stopping at the first. */
+export function parseObjects(text: string | undefined, ctx: ObjectsContext): ObjectsResult {
+  if (text === undefined || text.trim() === '') return { ok: false, problems: ['parameters.objects: required'] };
+  if (text.length > maxObjectsBytes) {
+    return { ok: false, problems: [`parameters.objects: larger than ${maxObjectsBytes} bytes`] };
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { maxAliasCount: 0, uniqueKeys: true, schema: 'core' });
+  } catch (err) {
+    return { ok: false, problems: [`parameters.objects: not valid YAML: ${firstLine(err)}`] };
+  }
+  if (!Array.isArray(raw)) return { ok: false, problems: ['parameters.objects: must be a YAML list of objects'] };
+  if (raw.length === 0) return { ok: false, problems: ['parameters.objects: the list is empty'] };
+  if (raw.length > ctx.maxObjects) {
+    return { ok: false, problems: [`parameters.objects: ${raw.length} objects, more than the limit of ${ctx.maxObjects}`] };
+  }
+  const problems: string[] = [];
+  const objects = raw.flatMap((entry, index) => {
+    const parsed = parseObject(entry, index, ctx, problems);
+    return parsed ? [parsed] : [];
+  });
+  checkNames(objects, problems);
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, objects };
+}
+
+function parseObject(entry: unknown, index: number, ctx: ObjectsContext, problems: string[]): MountObject | undefined {
+  const at = `objects[${index}]`;
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+    problems.push(`${at}: must be a mapping with name, store and ref`);
+    return undefined;
+  }
+  const fields = entry as Record<string, unknown>;
+  const common = commonFields.safeParse(fields);
+  if (!common.success) {
+    problems.push(...describeIssues(common.error, at));
+    return undefined;
+  }
+  const o = common.data;
+  const before = problems.length;
+  const pathProblem = checkDriverPath(o.name);
+  if (pathProblem) problems.push(`${at}.name: ${pathProblem}`);
+  if (o.key !== undefined && o.select !== undefined) problems.push(`${at}.select: use key or select, not both`);
+  const mode = o.mode === undefined ? undefined : parseMode(o.mode, `${at}.mode`, problems);
+  const select = o.select === undefined ? undefined : compileSelect(o.select, `${at}.select`, problems);
+  const storeName = o.store ?? ctx.defaultStore;
+  const store = storeName === undefined ? undefined : ctx.stores.get(storeName);
+  if (storeName === undefined) {
+    problems.push(`${at}.store: required (the provider config sets no defaultStore)`);
+  } else if (!store) {
+    problems.push(`${at}.store: no store named "${storeName}" (stores: ${[...ctx.stores.keys()].join(', ')})`);
+  }
+  const spec = store ? parseSpec(store, fields, at, problems) : undefined;
+  if (problems.length > before || storeName === undefined) return undefined;
+  return {
+    index,
+    name: o.name,
+    store: storeName,
+    ref: o.ref,
+    version: o.version,
+    key: o.key,
+    select,
+    decode: o.decode,
+    mode,
+    optional: o.optional,
+    expand: o.expand,
+    mount: o.mount,
+    spec,
+  };
+}
+
+function parseSpec(store: StoreBackend, fields: Record<string, unknown>, at: string, problems: string[]): unknown {
+  const rest = Object.fromEntries(Object.entries(fields).filter(([k]) => !commonKeys.includes(k)));
+  try {
+    return store.parseSpec(rest, at);
+  } catch (err) {
+    problems.push(isProviderError(err) ? err.message : `${at}: the store rejected the object`);
+    return undefined;
+  }
+}
+
+/** Modes are octal whether quoted or not: 0400, "0400", 400 and "0o400" all mean r--------. */
+function parseMode(value: string | number, at: string, problems: string[]): number | undefined {
+  const text = String(value).trim().replace(/^0o/i, '');
+  if (!/^[0-7]{1,4}$/.test(text) || Number.parseInt(text, 8) > 0o777) {
+    problems.push(`${at}: ${JSON.stringify(String(value))} is not an octal file mode between 0000 and 0777`);
+    return undefined;
+  }
+  return Number.parseInt(text, 8);
+}
+
+function compileSelect(expression: string, at: string, problems: string[]): MountObject['select'] {
+  try {
+    return { expression, ast: compile(expression) };
+  } catch (err) {
+    problems.push(`${at}: not a valid JMESPath expression: ${firstLine(err)}`);
+    return undefined;
+  }
+}
+
+function checkNames(objects: readonly MountObject[], problems: string[]): void {
+  const seen = new Map<string, MountObject>();
+  for (const o of objects) {
+    const earlier = seen.get(o.name);
+    if (earlier) problems.push(`objects[${o.index}].name: "${o.name}" is also the name of objects[${earlier.index}]`);
+    else seen.set(o.name, o);
+  }
+}

@@ -1,0 +1,53 @@
+import { createHmac } from 'node:crypto';
+import { ProviderError } from '../errors.js';
+import { checkDriverPath } from './paths.js';
+import type { ObjectFile } from './transform.js';
+
+/** The driver refuses responses above 4 MiB; keep room for the message framing. */
+export const maxResponseBytes = 4 * 1024 * 1024 - 64 * 1024;
+/** Above this the response cannot be synced into a Kubernetes Secret. */
+export const largeResponseBytes = 1024 * 1024;
+
+/** Checks the whole volume as the driver would, so a bad file fails here with a clear message. */
+export function guardOutput(files: readonly ObjectFile[]): number {
+  const paths = new Set<string>();
+  let total = 0;
+  for (const file of files) {
+    const problem = checkDriverPath(file.path);
+    if (problem) throw invalid(`file ${JSON.stringify(file.path.slice(0, 300))}: path ${problem}`);
+    if (paths.has(file.path)) throw invalid(`file ${JSON.stringify(file.path)}: written twice`);
+    if (!Number.isInteger(file.mode) || file.mode < 0 || file.mode > 0o777) {
+      throw invalid(`file ${JSON.stringify(file.path)}: mode must be between 0000 and 0777`);
+    }
+    paths.add(file.path);
+    total += file.contents.length;
+  }
+  for (const path of paths) {
+    const elements = path.split('/');
+    for (let i = 1; i < elements.length; i++) {
+      const parent = elements.slice(0, i).join('/');
+      if (paths.has(parent)) throw invalid(`file ${JSON.stringify(parent)}: is also a directory of ${JSON.stringify(path)}`);
+    }
+  }
+  if (total > maxResponseBytes) {
+    throw invalid(`the volume would hold ${total} bytes, above the driver's limit of ${maxResponseBytes}`);
+  }
+  return total;
+}
+
+/**
+ * A version that changes exactly when the content does, without revealing it: an HMAC keyed by
+ * the admin's key (a bare hash of a low-entropy secret could be brute-forced from the status object).
+ */
+export function hmacVersion(key: Buffer, files: readonly ObjectFile[]): string {
+  const mac = createHmac('sha256', key);
+  for (const file of files) {
+    mac.update(`${file.path}\0${file.mode}\0${file.contents.length}\0`);
+    mac.update(file.contents);
+  }
+  return `hmac-${mac.digest('base64url').slice(0, 32)}`;
+}
+
+function invalid(message: string): ProviderError {
+  return new ProviderError('InvalidArgument', message);
+}

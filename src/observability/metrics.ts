@@ -1,0 +1,68 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The provider's Prometheus metrics. Labels are low-cardinality by construction: never a ref or a value. */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'usp_' });
+  const registers = [registry];
+  return {
+    registry,
+    mounts: new Counter({
+      name: 'usp_mount_requests_total',
+      help: 'Mount calls by outcome (ok or error) and error code.',
+      labelNames: ['outcome', 'code'] as const,
+      registers,
+    }),
+    mountDuration: new Histogram({
+      name: 'usp_mount_duration_seconds',
+      help: 'Time to answer a Mount call.',
+      labelNames: ['outcome'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    backendRequests: new Counter({
+      name: 'usp_backend_requests_total',
+      help: 'Calls to stores by store, backend and outcome (ok or an error code).',
+      labelNames: ['store', 'backend', 'outcome'] as const,
+      registers,
+    }),
+    backendDuration: new Histogram({
+      name: 'usp_backend_request_duration_seconds',
+      help: 'Time of one store call.',
+      labelNames: ['store', 'backend'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    objectsServed: new Counter({
+      name: 'usp_objects_served_total',
+      help: 'Objects returned in successful Mounts, by store.',
+      labelNames: ['store'] as const,
+      registers,
+    }),
+    optionalSkipped: new Counter({
+      name: 'usp_optional_objects_skipped_total',
+      help: 'Optional objects left out of a Mount because the store does not have them.',
+      labelNames: ['store'] as const,
+      registers,
+    }),
+    responseBytes: new Histogram({
+      name: 'usp_mount_response_bytes',
+      help: 'Total file bytes of successful Mount responses.',
+      buckets: [256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304],
+      registers,
+    }),
+    largeResponses: new Counter({
+      name: 'usp_mount_large_responses_total',
+      help: 'Mount responses above 1 MiB: they cannot be synced into a Kubernetes Secret.',
+      registers,
+    }),
+    configReloads: new Counter({
+      name: 'usp_config_reloads_total',
+      help: 'Provider config reloads by outcome (applied, rejected, unchanged).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

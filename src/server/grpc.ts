@@ -1,0 +1,118 @@
+import { lstat, unlink, chmod } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import { toGrpcStatus, toProviderError } from '../errors.js';
+import type { MountHandler } from '../mount/handler.js';
+import type { MountRequestMessage } from '../mount/request.js';
+import { protoPath } from '../package-info.js';
+
+export const apiVersion = 'v1alpha1';
+
+export function loadProviderService(): grpc.ServiceDefinition {
+  const definition = protoLoader.loadSync(protoPath, { longs: String, enums: String, defaults: true });
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+    v1alpha1: { CSIDriverProvider: grpc.ServiceClientConstructor };
+  };
+  return pkg.v1alpha1.CSIDriverProvider.service;
+}
+
+export interface GrpcServerDeps {
+  readonly mount: MountHandler;
+  readonly logger: Logger;
+  readonly runtimeName: string;
+  readonly runtimeVersion: string;
+}
+
+export interface GrpcServer {
+  /** Binds the Unix socket (mode 0600), replacing a stale one. */
+  listen(socketPath: string): Promise<void>;
+  setServing(serving: boolean): void;
+  /** Stops accepting calls and waits for in-flight ones up to `graceMs`, then cancels them. */
+  drain(graceMs: number): Promise<void>;
+  readonly inFlight: number;
+}
+
+export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
+  const server = new grpc.Server({ 'grpc.max_send_message_length': 8 * 1024 * 1024 });
+  const health = new HealthImplementation({ '': 'NOT_SERVING', 'v1alpha1.CSIDriverProvider': 'NOT_SERVING' });
+  health.addToServer(server);
+  let inFlight = 0;
+  let socket: { path: string; ino: number } | undefined;
+
+  server.addService(loadProviderService(), {
+    Version(_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      callback(null, { version: apiVersion, runtimeName: deps.runtimeName, runtimeVersion: deps.runtimeVersion });
+    },
+    Mount(call: grpc.ServerUnaryCall<MountRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      inFlight += 1;
+      const aborter = new AbortController();
+      call.on('cancelled', () => aborter.abort());
+      deps
+        .mount(call.request, aborter.signal)
+        .then(
+          (result) =>
+            callback(null, {
+              files: result.files.map((f) => ({ path: f.path, mode: f.mode, contents: f.contents })),
+              objectVersion: result.objectVersions,
+            }),
+          (err: unknown) => {
+            const error = toProviderError(err);
+            callback({ code: toGrpcStatus(error.code), details: error.message });
+          },
+        )
+        .finally(() => {
+          inFlight -= 1;
+        });
+    },
+  });
+
+  return {
+    async listen(socketPath) {
+      await removeStaleSocket(socketPath);
+      // The socket is the only protection of the API: create it private, not just chmod it later.
+      const previousUmask = process.umask(0o177);
+      try {
+        await new Promise<void>((resolve, reject) =>
+          server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+        );
+      } finally {
+        process.umask(previousUmask);
+      }
+      await chmod(socketPath, 0o600);
+      socket = { path: socketPath, ino: (await lstat(socketPath)).ino };
+      deps.logger.info({ socket: socketPath }, 'listening');
+    },
+    setServing(serving) {
+      const status = serving ? 'SERVING' : 'NOT_SERVING';
+      health.setStatus('', status);
+      health.setStatus('v1alpha1.CSIDriverProvider', status);
+    },
+    async drain(graceMs) {
+      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, graceMs, 'timeout').unref());
+      if ((await Promise.race([drained, timer])) === 'timeout') {
+        deps.logger.warn({ inFlight }, 'grace period over; cancelling in-flight calls');
+        server.forceShutdown();
+      }
+      if (socket) await removeOwnSocket(socket);
+    },
+    get inFlight() {
+      return inFlight;
+    },
+  };
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  const info = await lstat(path).catch(() => undefined);
+  if (!info) return;
+  if (!info.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  await unlink(path);
+}
+
+/** A new provider may already have bound the same path; only remove the socket we created. */
+async function removeOwnSocket(socket: { path: string; ino: number }): Promise<void> {
+  const info = await lstat(socket.path).catch(() => undefined);
+  if (info?.ino === socket.ino) await unlink(socket.path).catch(() => undefined);
+}

@@ -1,0 +1,388 @@
+/**
+ * A small, protocol-faithful Kubernetes API server for tests, driven by the real
+ * @kubernetes/client-node. It serves what the provider uses:
+ *   GET /api/v1/namespaces/{ns}/secrets/{name} and .../configmaps/{name}
+ * with real object shapes, real `Status` error bodies, bearer-token and client-certificate
+ * authentication, an RBAC-like authorisation table and `resourceVersion` bumping on every write.
+ *
+ *   const api = await startKubernetesTestServer();       // HTTPS with its own CA; {tls: false} for http
+ *   api.url, api.caPem
+ *   api.issueToken({namespace, serviceAccount, audience?, expiresInSeconds?, podName?})
+ *       -> {token, expiresAt}: a JWT (HS256, key held by the server) with the claims the API server
+ *          puts in projected service-account tokens; verified for signature, expiry and audience.
+ *          `audience` defaults to the server's own (what the driver's "" audience yields).
+ *   api.addUser(name, 'token' | 'certificate')     a kubeconfig identity (static token or client cert)
+ *   api.writeKubeconfig(path, {user?, caPem?, context?})   a kubeconfig for this server
+ *   api.putSecret({namespace, name, type?, data}) / api.putConfigMap({namespace, name, data?, binaryData?})
+ *       -> the new resourceVersion; api.deleteObject(resource, namespace, name)
+ *   api.allow({subject, namespace, resource, names?})      grant `get`; subjects are user names,
+ *       serviceAccountUser(ns, sa) gives a service account's
+ *   api.fail({status, times?, retryAfterSeconds?})  the next `times` requests answer `status`
+ *   api.stall({times?, ms})                         the next `times` requests answer after `ms`
+ *   api.clearFaults()                                drops pending fail() and stall() switches
+ *   api.requests                                     every request: method, path, user, status
+ *   api.connections()                                TCP connections accepted so far (pooling checks)
+ *   api.close()
+ */
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { createTestCa, type Pem } from './tls.js';
+
+export type Resource = 'secrets' | 'configmaps';
+
+export interface IssuedToken {
+  readonly token: string;
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number;
+}
+
+export interface LoggedRequest {
+  readonly method: string;
+  readonly path: string;
+  /** The authenticated user; undefined when authentication failed. */
+  readonly user?: string;
+  readonly status: number;
+}
+
+export interface KubernetesTestServer {
+  readonly url: string;
+  readonly caPem: string;
+  /** The audience the server accepts; tokens for others are rejected (401). */
+  readonly audience: string;
+  issueToken(options: {
+    namespace: string;
+    serviceAccount: string;
+    audience?: string;
+    expiresInSeconds?: number;
+    podName?: string;
+  }): IssuedToken;
+  addUser(name: string, kind: 'token' | 'certificate'): Promise<void>;
+  writeKubeconfig(path: string, options?: { user?: string; caPem?: string; context?: string }): Promise<void>;
+  putSecret(object: { namespace: string; name: string; type?: string; data: Record<string, Buffer | string> }): string;
+  putConfigMap(object: {
+    namespace: string;
+    name: string;
+    data?: Record<string, string>;
+    binaryData?: Record<string, Buffer>;
+  }): string;
+  deleteObject(resource: Resource, namespace: string, name: string): void;
+  allow(rule: { subject: string; namespace: string; resource: Resource; names?: string[] }): void;
+  fail(fault: { status: 401 | 403 | 404 | 409 | 429 | 500 | 503; times?: number; retryAfterSeconds?: number }): void;
+  stall(options: { ms: number; times?: number }): void;
+  clearFaults(): void;
+  readonly requests: readonly LoggedRequest[];
+  connections(): number;
+  close(): Promise<void>;
+}
+
+export function serviceAccountUser(namespace: string, serviceAccount: string): string {
+  return `system:serviceaccount:${namespace}:${serviceAccount}`;
+}
+
+const defaultAudience = 'https://kubernetes.default.svc.cluster.local';
+
+interface StoredObject {
+  readonly body: Record<string, unknown>;
+}
+
+interface Rule {
+  readonly subject: string;
+  readonly namespace: string;
+  readonly resource: Resource;
+  readonly names?: readonly string[];
+}
+
+interface Fault {
+  status: number;
+  remaining: number;
+  retryAfterSeconds: number;
+}
+
+interface User {
+  readonly kind: 'token' | 'certificate';
+  readonly token?: string;
+  readonly pem?: Pem;
+}
+
+export async function startKubernetesTestServer(options: { tls?: boolean } = {}): Promise<KubernetesTestServer> {
+  const useTls = options.tls ?? true;
+  const ca = await createTestCa('usp test kubernetes CA');
+  const signingKey = randomBytes(32);
+  const objects = new Map<string, StoredObject>();
+  const rules: Rule[] = [];
+  const users = new Map<string, User>();
+  const faults: Fault[] = [];
+  const stalls: { ms: number; remaining: number }[] = [];
+  const requests: LoggedRequest[] = [];
+  let revision = 1000;
+
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    void handleRequest(req, res);
+  };
+  const server = useTls
+    ? https.createServer(
+        {
+          ...(await ca.issue({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes.default.svc'], ips: ['127.0.0.1'] })),
+          ca: ca.cert,
+          requestCert: true,
+          rejectUnauthorized: false,
+        },
+        handler,
+      )
+    : http.createServer(handler);
+  let connections = 0;
+  server.on('connection', () => {
+    connections += 1;
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  const url = `${useTls ? 'https' : 'http'}://127.0.0.1:${port}`;
+
+  async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', url).pathname;
+    const user = authenticate(req);
+    const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      requests.push({ method: req.method ?? '', path, user, status });
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(JSON.stringify(body));
+    };
+    await waitForStall();
+    const fault = takeFault();
+    if (fault) return answer(...faultAnswer(fault, path));
+    if (user === undefined) return answer(401, status(401, 'Unauthorized', 'Unauthorized'));
+    const route = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets|configmaps)\/([^/]+)$/.exec(path);
+    if (!route) return answer(404, status(404, 'NotFound', 'the server could not find the requested resource'));
+    const [namespace, resource, name] = [route[1]!, route[2] as Resource, decodeURIComponent(route[3]!)];
+    if (req.method !== 'GET') {
+      return answer(405, status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+    }
+    if (!isAllowed(user, namespace, resource, name)) {
+      const message =
+        `${resource} "${name}" is forbidden: User "${user}" cannot get resource "${resource}" ` +
+        `in API group "" in the namespace "${namespace}"`;
+      return answer(403, status(403, 'Forbidden', message, { name, kind: resource }));
+    }
+    const stored = objects.get(objectKey(resource, namespace, name));
+    if (!stored) return answer(404, status(404, 'NotFound', `${resource} "${name}" not found`, { name, kind: resource }));
+    answer(200, stored.body);
+  }
+
+  /** Client certificates win over bearer tokens, as in the API server's authenticator chain. */
+  function authenticate(req: http.IncomingMessage): string | undefined {
+    const socket = req.socket as Partial<TLSSocket>;
+    if (socket.authorized && socket.getPeerCertificate) {
+      const commonName = socket.getPeerCertificate().subject?.CN;
+      const cn = Array.isArray(commonName) ? commonName[0] : commonName;
+      if (cn && users.get(cn)?.kind === 'certificate') return cn;
+    }
+    const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+    if (!match) return undefined;
+    for (const [name, entry] of users) if (entry.token === match[1]) return name;
+    return verifyServiceAccountToken(match[1]!);
+  }
+
+  function verifyServiceAccountToken(token: string): string | undefined {
+    const parts = token.split('.');
+    if (parts.length !== 3) return undefined;
+    const expected = sign(`${parts[0]}.${parts[1]}`);
+    const given = Buffer.from(parts[2]!, 'base64url');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    let claims: { sub?: unknown; aud?: unknown; exp?: unknown; nbf?: unknown };
+    try {
+      claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    if (typeof claims.exp !== 'number' || claims.exp <= now) return undefined;
+    if (typeof claims.nbf === 'number' && claims.nbf > now) return undefined;
+    if (!Array.isArray(claims.aud) || !claims.aud.includes(defaultAudience)) return undefined;
+    return typeof claims.sub === 'string' ? claims.sub : undefined;
+  }
+
+  function sign(input: string): Buffer {
+    return createHmac('sha256', signingKey).update(input).digest();
+  }
+
+  function isAllowed(user: string, namespace: string, resource: Resource, name: string): boolean {
+    return rules.some(
+      (r) => r.subject === user && r.namespace === namespace && r.resource === resource && (!r.names || r.names.includes(name)),
+    );
+  }
+
+  async function waitForStall(): Promise<void> {
+    const next = stalls[0];
+    if (!next) return;
+    next.remaining -= 1;
+    if (next.remaining <= 0) stalls.shift();
+    await new Promise((done) => setTimeout(done, next.ms));
+  }
+
+  function takeFault(): Fault | undefined {
+    const next = faults[0];
+    if (!next) return undefined;
+    next.remaining -= 1;
+    if (next.remaining <= 0) faults.shift();
+    return next;
+  }
+
+  function store(resource: Resource, namespace: string, name: string, build: (metadata: object) => Record<string, unknown>): string {
+    const key = objectKey(resource, namespace, name);
+    const previous = objects.get(key)?.body.metadata as { uid: string; creationTimestamp: string } | undefined;
+    revision += 1;
+    const metadata = {
+      name,
+      namespace,
+      uid: previous?.uid ?? randomUUID(),
+      resourceVersion: String(revision),
+      creationTimestamp: previous?.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    };
+    objects.set(key, { body: build(metadata) });
+    return metadata.resourceVersion;
+  }
+
+  return {
+    url,
+    caPem: ca.cert,
+    audience: defaultAudience,
+    issueToken({ namespace, serviceAccount, audience = defaultAudience, expiresInSeconds = 3600, podName = 'test-pod' }) {
+      const now = Math.floor(Date.now() / 1000);
+      const exp = now + expiresInSeconds;
+      const header = { alg: 'HS256', typ: 'JWT', kid: 'usp-test' };
+      const payload = {
+        aud: [audience],
+        exp,
+        iat: now,
+        nbf: now,
+        iss: defaultAudience,
+        jti: randomUUID(),
+        sub: serviceAccountUser(namespace, serviceAccount),
+        'kubernetes.io': {
+          namespace,
+          pod: { name: podName, uid: randomUUID() },
+          serviceaccount: { name: serviceAccount, uid: randomUUID() },
+        },
+      };
+      const unsigned = `${base64url(header)}.${base64url(payload)}`;
+      return { token: `${unsigned}.${sign(unsigned).toString('base64url')}`, expiresAt: exp * 1000 };
+    },
+    async addUser(name, kind) {
+      if (kind === 'token') users.set(name, { kind, token: randomBytes(24).toString('base64url') });
+      else users.set(name, { kind, pem: await ca.issue({ commonName: name, client: true }) });
+    },
+    async writeKubeconfig(path, { user, caPem = ca.cert, context = 'test' } = {}) {
+      const entry = user === undefined ? undefined : users.get(user);
+      if (user !== undefined && !entry) throw new Error(`unknown user ${user}`);
+      const credentials: Record<string, string> = {};
+      if (entry?.token) credentials['token'] = entry.token;
+      if (entry?.pem) {
+        credentials['client-certificate-data'] = Buffer.from(entry.pem.cert).toString('base64');
+        credentials['client-key-data'] = Buffer.from(entry.pem.key).toString('base64');
+      }
+      const cluster: Record<string, unknown> = { server: url };
+      if (useTls) cluster['certificate-authority-data'] = Buffer.from(caPem).toString('base64');
+      else cluster['insecure-skip-tls-verify'] = true;
+      const config = {
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'test-cluster', cluster }],
+        users: [{ name: 'test-user', user: credentials }],
+        contexts: [{ name: context, context: { cluster: 'test-cluster', user: 'test-user' } }],
+        'current-context': context,
+      };
+      await writeFile(path, JSON.stringify(config, null, 2), { mode: 0o600 });
+    },
+    putSecret({ namespace, name, type = 'Opaque', data }) {
+      const encoded = Object.fromEntries(
+        Object.entries(data).map(([k, v]) => [k, (typeof v === 'string' ? Buffer.from(v, 'utf8') : v).toString('base64')]),
+      );
+      return store('secrets', namespace, name, (metadata) => ({ kind: 'Secret', apiVersion: 'v1', metadata, type, data: encoded }));
+    },
+    putConfigMap({ namespace, name, data, binaryData }) {
+      return store('configmaps', namespace, name, (metadata) => ({
+        kind: 'ConfigMap',
+        apiVersion: 'v1',
+        metadata,
+        ...(data && { data }),
+        ...(binaryData && {
+          binaryData: Object.fromEntries(Object.entries(binaryData).map(([k, v]) => [k, v.toString('base64')])),
+        }),
+      }));
+    },
+    deleteObject(resource, namespace, name) {
+      objects.delete(objectKey(resource, namespace, name));
+      revision += 1;
+    },
+    allow(rule) {
+      rules.push(rule);
+    },
+    fail({ status: code, times = 1, retryAfterSeconds = 1 }) {
+      faults.push({ status: code, remaining: times, retryAfterSeconds });
+    },
+    stall({ ms, times = 1 }) {
+      stalls.push({ ms, remaining: times });
+    },
+    clearFaults() {
+      faults.length = 0;
+      stalls.length = 0;
+    },
+    requests,
+    connections: () => connections,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+    },
+  };
+}
+
+function objectKey(resource: Resource, namespace: string, name: string): string {
+  return `${resource}/${namespace}/${name}`;
+}
+
+function base64url(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function status(code: number, reason: string, message: string, details?: Record<string, unknown>): Record<string, unknown> {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details && { details }), code };
+}
+
+function faultAnswer(fault: Fault, path: string): [number, Record<string, unknown>, Record<string, string>] {
+  const name = path.split('/').pop() ?? '';
+  switch (fault.status) {
+    case 401:
+      return [401, status(401, 'Unauthorized', 'Unauthorized'), {}];
+    case 403:
+      return [403, status(403, 'Forbidden', `forbidden: test fault`), {}];
+    case 404:
+      return [404, status(404, 'NotFound', `"${name}" not found`), {}];
+    case 409:
+      return [
+        409,
+        status(409, 'Conflict', `Operation cannot be fulfilled on "${name}": the object has been modified; please apply your changes to the latest version and try again`),
+        {},
+      ];
+    case 429:
+      return [
+        429,
+        status(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: fault.retryAfterSeconds }),
+        { 'retry-after': String(fault.retryAfterSeconds) },
+      ];
+    case 503:
+      return [
+        503,
+        status(503, 'ServiceUnavailable', 'the server is currently unable to handle the request', { retryAfterSeconds: fault.retryAfterSeconds }),
+        { 'retry-after': String(fault.retryAfterSeconds) },
+      ];
+    default:
+      return [
+        fault.status,
+        status(fault.status, 'InternalError', 'Internal error occurred: test fault', { causes: [{ message: 'test fault' }] }),
+        {},
+      ];
+  }
+}
