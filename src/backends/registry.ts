@@ -1,9 +1,11 @@
 import { fileBackend } from './file.js';
+import { kubernetesBackend } from './kubernetes.js';
 import type { BackendDefinition } from './types.js';
 
 /** Every backend kind, one line each. Heavy SDKs load lazily inside `create`. */
 export const backendDefinitions: readonly BackendDefinition[] = [
   fileBackend,
+  kubernetesBackend,
 ];
 
 export function findBackend(kind: string): BackendDefinition | undefined {
