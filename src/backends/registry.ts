@@ -1,11 +1,13 @@
 import { fileBackend } from './file.js';
 import { kubernetesBackend } from './kubernetes.js';
+import { vaultBackend } from './vault.js';
 import type { BackendDefinition } from './types.js';
 
 /** Every backend kind, one line each. Heavy SDKs load lazily inside `create`. */
 export const backendDefinitions: readonly BackendDefinition[] = [
   fileBackend,
   kubernetesBackend,
+  vaultBackend,
 ];
 
 export function findBackend(kind: string): BackendDefinition | undefined {

@@ -99,10 +99,17 @@ export function createVaultBackendDefinition({ now = Date.now }: VaultBackendOpt
     kind: 'vault',
     options,
     checkStore({ options: opts }) {
+      const problems: string[] = [];
       if (opts.auth.method === 'token' && !opts.auth.allowTokenFromSecret) {
-        return ['auth.allowTokenFromSecret: token auth reads the token from nodePublishSecretRef; set it to true to allow that'];
+        problems.push('auth.allowTokenFromSecret: token auth reads the token from nodePublishSecretRef; set it to true to allow that');
       }
-      return [];
+      if (opts.auth.method !== 'token' && opts.auth.role !== undefined && opts.auth.roleTemplate !== undefined) {
+        problems.push('auth.roleTemplate: set either role (a default the class may override) or roleTemplate, not both');
+      }
+      if (opts.tls !== undefined && !opts.address.startsWith('https:')) {
+        problems.push('tls: applies only to an https address');
+      }
+      return problems;
     },
     async create({ name, options: opts }, { baseDir, logger }) {
       const http = await createVaultHttp(opts, baseDir);
@@ -200,10 +207,11 @@ function sendCall(
   };
   if (opts.tls?.serverName) requestOptions.servername = opts.tls.serverName;
   return new Promise<VaultResponse>((resolvePromise, reject) => {
+    const fail = (err: unknown) => reject(transportError(err, signal, call.signal, opts));
     const req = send(requestOptions, (res) => {
-      readResponse(res).then(resolvePromise, reject);
+      readResponse(res).then(resolvePromise, fail);
     });
-    req.on('error', (err) => reject(transportError(err, signal, call.signal, opts)));
+    req.on('error', fail);
     req.end(payload);
   });
 }
@@ -292,15 +300,10 @@ function codeForStatus(status: number): ErrorCode {
   return 'Internal';
 }
 
+/** Sealed and standby Vaults say so in `errors` (503 "Vault is sealed"), which the message carries. */
 function statusError(res: VaultResponse, message: string, scrub: readonly string[]): ProviderError {
   const code = codeForStatus(res.status);
-  const sealed = res.status === 503 ? sealedHint(res.body) : '';
-  return new ProviderError(code, `${message} (HTTP ${res.status}${sealed})${describeVaultErrors(res.body, scrub)}`, res.retryAfterSeconds);
-}
-
-function sealedHint(body: Record<string, unknown>): string {
-  const errors = Array.isArray(body['errors']) ? body['errors'].join(' ') : '';
-  return /sealed/i.test(errors) ? ', Vault is sealed' : /standby/i.test(errors) ? ', Vault is in standby' : '';
+  return new ProviderError(code, `${message} (HTTP ${res.status})${describeVaultErrors(res.body, scrub)}`, res.retryAfterSeconds);
 }
 
 function isOk(res: VaultResponse): boolean {
@@ -536,6 +539,9 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
   }
 
   #staticTokenCaller(ctx: FetchContext): Caller {
+    if (this.opts.auth.method !== 'token' || !this.opts.auth.allowTokenFromSecret) {
+      throw new ProviderError('PermissionDenied', 'this store does not accept Vault tokens from nodePublishSecretRef');
+    }
     const token = ctx.secrets.get('token')?.reveal();
     if (token === undefined || token === '') {
       throw new ProviderError('InvalidArgument', 'this store authenticates with a Vault token from nodePublishSecretRef key "token", which the Mount did not carry');
@@ -543,7 +549,7 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
     const entry: TokenEntry = { token: new Secret(token), obtainedAt: this.now(), ttlMs: 0, renewable: false };
     const digest = createHash('sha256').update(token).digest('hex').slice(0, 32);
     return {
-      key: `token\u0000${digest}`,
+      key: `${ctx.identity.namespace}\u0000${ctx.identity.serviceAccount}\u0000token:${digest}`,
       describe: 'the Vault token from nodePublishSecretRef',
       scrub: [token],
       obtain: async () => ({ entry, cached: false }),
@@ -612,7 +618,8 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
           this.logger.debug({ ttlMs: renewed.ttlMs }, 'renewed Vault token');
         } else if (res.status === 403) {
           this.#tokens.delete(key);
-        } else {
+        } else if (res.status === 400) {
+          // "not renewable" or past its max TTL: use it as it is until it nears expiry.
           entry.renewable = false;
         }
       } catch {
@@ -707,12 +714,23 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
   async #reuseOrIssue(key: string, segments: readonly string[], spec: VaultObjectSpec, caller: Caller): Promise<FetchResult> {
     const held = this.#leases.get(key);
     if (held && (this.#isFresh(held) || (await this.#renewLease(held, caller)))) return leaseResult(held);
-    this.#leases.delete(key);
+    try {
+      return await this.#issue(key, segments, spec, caller);
+    } catch (err) {
+      // The held credential is still valid: better than failing the Mount while Vault is down.
+      if (held && this.#isAlive(held) && isTransient(err)) return leaseResult(held);
+      this.#leases.delete(key);
+      throw err;
+    }
+  }
+
+  async #issue(key: string, segments: readonly string[], spec: VaultObjectSpec, caller: Caller): Promise<FetchResult> {
     const call = { method: spec.method, path: encodePath(segments), ...(spec.args ? { body: spec.args } : {}) };
     const res = await this.#callAs(caller, call);
     if (!isOk(res)) throw this.#readError(res, caller, spec.method === 'GET' ? 'reading' : `${spec.method} to`, segments);
     const data = requireData(res.body, segments);
     const entry = this.#leaseEntryFor(res.body, data);
+    this.#leases.delete(key);
     if (entry) {
       pruneMap(this.#leases, (e) => this.now() >= e.obtainedAt + e.lifetimeMs);
       this.#leases.set(key, entry);
@@ -727,8 +745,13 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
     return this.now() < entry.obtainedAt + (entry.lifetimeMs * 2) / 3;
   }
 
+  /** Still valid, with a margin so the app does not receive a credential about to lapse. */
+  #isAlive(entry: LeaseEntry): boolean {
+    return this.now() < entry.obtainedAt + entry.lifetimeMs * 0.9;
+  }
+
   async #renewLease(entry: LeaseEntry, caller: Caller): Promise<boolean> {
-    if (!entry.renewable || !entry.leaseId || this.now() >= entry.obtainedAt + entry.lifetimeMs) return false;
+    if (!entry.renewable || !entry.leaseId || !this.#isAlive(entry)) return false;
     const increment = Math.round(entry.issuedLifetimeMs / 1000);
     try {
       const res = await this.#callAs(caller, { method: 'PUT', path: 'sys/leases/renew', body: { lease_id: entry.leaseId.reveal(), increment } });
@@ -767,6 +790,10 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
     }
     return undefined;
   }
+}
+
+function isTransient(err: unknown): boolean {
+  return err instanceof ProviderError && (err.code === 'Unavailable' || err.code === 'DeadlineExceeded');
 }
 
 function readAuth(body: Record<string, unknown>): { token: string; ttlMs: number; renewable: boolean } | undefined {

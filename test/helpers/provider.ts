@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile, chmod, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -39,6 +39,8 @@ export async function startTestProvider(options: {
   files?: Record<string, string | Buffer>;
   graceMs?: number;
   now?: () => number;
+  /** Lay the config out as kubelet mounts a ConfigMap: config.yaml -> ..data/config.yaml, ..data -> ..<timestamp>. */
+  configMap?: boolean;
 }): Promise<TestProvider> {
   const dir = await mkdtemp(join(tmpdir(), 'usp-test-'));
   const write = async (path: string, contents: string | Buffer, mode = 0o600) => {
@@ -49,7 +51,15 @@ export async function startTestProvider(options: {
     return target;
   };
   for (const [path, contents] of Object.entries(options.files ?? {})) await write(path, contents);
-  const configPath = await write('config/config.yaml', options.config);
+  let configPath: string;
+  if (options.configMap) {
+    await write('config/..2026_01_01/config.yaml', options.config);
+    await symlink('..2026_01_01', join(dir, 'config/..data'));
+    configPath = join(dir, 'config/config.yaml');
+    await symlink('..data/config.yaml', configPath);
+  } else {
+    configPath = await write('config/config.yaml', options.config);
+  }
   const socketDir = join(dir, 'sockets');
   await mkdir(socketDir, { mode: 0o700 });
   const { lines, logger } = createLogCapture();

@@ -184,6 +184,7 @@ const permissionDenied: Reply = { status: 403, body: { errors: ['1 error occurre
 const notFound: Reply = { status: 404, body: { errors: [] } };
 const unsupported: Reply = { status: 405, body: { errors: ['1 error occurred:\n\t* unsupported operation\n\n'] } };
 const badRequest = (message: string): Reply => ({ status: 400, body: { errors: [message] } });
+const denied = (message: string): Reply => ({ status: 403, body: { errors: [message] } });
 const kvV1RefreshSeconds = 2_764_800;
 
 function base64url(value: string | Buffer): string {
@@ -328,15 +329,24 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     return record;
   }
 
+  function rulesOf(record: TokenRecord): [string, Capability[]][] {
+    const state = ns(record.namespace);
+    return record.policies.flatMap((name) => Object.entries(state.policies.get(name) ?? {}));
+  }
+
   function capabilities(record: TokenRecord, path: string): Set<Capability> {
     const caps = new Set<Capability>();
-    const state = ns(record.namespace);
-    for (const name of record.policies) {
-      for (const [pattern, granted] of Object.entries(state.policies.get(name) ?? {})) {
-        if (matchesPolicyPath(pattern, path)) granted.forEach((c) => caps.add(c));
-      }
+    for (const [pattern, granted] of rulesOf(record)) {
+      if (matchesPolicyPath(pattern, path)) granted.forEach((c) => caps.add(c));
     }
     return caps;
+  }
+
+  /** Vault answers the mount preflight to tokens with some capability on the path or under its mount. */
+  function mayPreflight(record: TokenRecord, mountPath: string, path: string): boolean {
+    const caps = capabilities(record, path);
+    if (caps.has('deny')) return false;
+    return caps.size > 0 || rulesOf(record).some(([pattern, granted]) => pattern.startsWith(mountPath) && !granted.includes('deny'));
   }
 
   function allows(record: TokenRecord, path: string, method: string): boolean {
@@ -363,9 +373,11 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     const audiences = ([] as unknown[]).concat(claims['aud']);
     const bound = (list: string[], value: string) => list.includes('*') || list.includes(value);
     if (typeof claims['exp'] !== 'number' || claims['exp'] * 1000 <= now()) return permissionDenied;
-    if (!audiences.includes(role.audience ?? 'vault')) return permissionDenied;
-    if (!bound(role.boundNamespaces, saNamespace)) return badRequest('namespace not authorized');
-    if (!bound(role.boundServiceAccountNames, saName)) return badRequest('service account name not authorized');
+    if (!audiences.includes(role.audience ?? 'vault')) {
+      return denied('invalid audience (aud) claim: audience claim does not match any expected audience');
+    }
+    if (!bound(role.boundNamespaces, saNamespace)) return denied('namespace not authorized');
+    if (!bound(role.boundServiceAccountNames, saName)) return denied('service account name not authorized');
     const { token, record } = mintToken(req.namespace, role, {
       role: roleName,
       service_account_name: saName,
@@ -424,11 +436,7 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
   function preflight(req: Request, record: TokenRecord, path: string): Reply {
     counters.preflights += 1;
     const found = findMount(req.namespace, path);
-    const caps = capabilities(record, path);
-    const anyUnder = [...ns(record.namespace).policies.entries()]
-      .filter(([name]) => record.policies.includes(name))
-      .some(([, rules]) => Object.keys(rules).some((p) => found && p.startsWith(found[0]) && !rules[p]!.includes('deny')));
-    if (!found || caps.has('deny') || (caps.size === 0 && !anyUnder)) {
+    if (!found || !mayPreflight(record, found[0], path)) {
       return { status: 403, body: { errors: [`preflight capability check returned 403, please ensure client's policies grant access to path "${path}/"`] } };
     }
     const [mountPath, mount] = found;

@@ -1,0 +1,141 @@
+import { mkdtemp, mkdir, rm, writeFile, lstat, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKubernetesTestServer, serviceAccountUser, type KubernetesTestServer } from '../servers/kubernetes.js';
+import { spawnUsp, runUsp } from '../helpers/bin.js';
+import { createCanaries } from '../helpers/canary.js';
+import { createDriverClient, driverRequest, fileMap } from '../helpers/driver-client.js';
+
+const canaries = createCanaries();
+const value = canaries.next('lifecycle');
+let dir: string;
+let api: KubernetesTestServer;
+const allOutput: string[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'usp-life-'));
+  await mkdir(join(dir, 'sockets'), { mode: 0o700 });
+  await mkdir(join(dir, 'secrets/shop'), { recursive: true });
+  await writeFile(join(dir, 'secrets/shop/password'), value);
+  api = await startKubernetesTestServer();
+  api.putSecret({ namespace: 'shop', name: 'db', data: { password: value } });
+  api.allow({ subject: serviceAccountUser('shop', 'app'), namespace: 'shop', resource: 'secrets' });
+  await api.writeKubeconfig(join(dir, 'kubeconfig'));
+  await writeFile(
+    join(dir, 'config.yaml'),
+    `defaultStore: files
+versionKey: lifecycle-version-key-0123456789
+stores:
+  - {name: files, backend: file, root: ./secrets}
+  - {name: cluster, backend: kubernetes, kubeconfig: ./kubeconfig}
+`,
+  );
+});
+
+afterAll(async () => {
+  await api.close();
+  await rm(dir, { recursive: true, force: true });
+  canaries.expectNoneIn(allOutput, 'provider process output');
+});
+
+function serve(extra: string[] = []) {
+  const proc = spawnUsp([
+    'serve',
+    '--config', join(dir, 'config.yaml'),
+    '--socket-dir', join(dir, 'sockets'),
+    '--http-addr', '127.0.0.1:0',
+    ...extra,
+  ]);
+  void proc.exited.then(() => allOutput.push(...proc.lines));
+  return proc;
+}
+
+const socketPath = () => join(dir, 'sockets', 'universal.sock');
+
+describe('process lifecycle', () => {
+  it('binds a private socket, replaces a stale one after a crash, and serves again', async () => {
+    const first = serve();
+    await first.waitForLine(/"msg":"ready"/);
+    expect((await stat(socketPath())).mode & 0o777).toBe(0o600);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect((await lstat(socketPath())).isSocket()).toBe(true);
+
+    const second = serve();
+    await second.waitForLine(/"msg":"ready"/);
+    const client = createDriverClient(socketPath());
+    try {
+      const reply = await client.mount(driverRequest('- {name: pw, ref: shop/password}'));
+      expect(fileMap(reply).get('pw')?.contents.toString()).toBe(value);
+    } finally {
+      client.close();
+      second.child.kill('SIGTERM');
+    }
+    expect(await second.exited).toBe(0);
+    await expect(lstat(socketPath())).rejects.toThrow();
+  });
+
+  it('lets in-flight Mounts finish on SIGTERM, then removes the socket and exits 0', async () => {
+    const proc = serve();
+    await proc.waitForLine(/"msg":"ready"/);
+    const { token, expiresAt } = api.issueToken({ namespace: 'shop', serviceAccount: 'app' });
+    const request = driverRequest('- {name: db, store: cluster, ref: db, key: password}', {
+      serviceAccount: 'app',
+      tokens: { '': { token, expirationTimestamp: new Date(expiresAt).toISOString() } },
+    });
+    canaries.add(token);
+    api.stall({ ms: 1500, times: 3 });
+    const client = createDriverClient(socketPath());
+    try {
+      const inFlight = Promise.all([client.mount(request), client.mount(request), client.mount(request)]);
+      await new Promise((r) => setTimeout(r, 500));
+      proc.child.kill('SIGTERM');
+      await proc.waitForLine(/"msg":"draining"/);
+      const replies = await inFlight;
+      for (const reply of replies) expect(fileMap(reply).get('db')?.contents.toString()).toBe(value);
+    } finally {
+      client.close();
+    }
+    expect(await proc.exited).toBe(0);
+    expect(proc.lines.some((l) => /"inFlight":3/.test(l))).toBe(true);
+    await expect(lstat(socketPath())).rejects.toThrow();
+  });
+
+  it('refuses to start with a bad config, naming the field', async () => {
+    await writeFile(join(dir, 'bad.yaml'), 'stores:\n  - {name: x, backend: file}\n  - {name: Y, backend: nope}\n');
+    const result = await runUsp(['serve', '--config', join(dir, 'bad.yaml'), '--socket-dir', join(dir, 'sockets'), '--http-addr', '127.0.0.1:0']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('stores[0].root');
+    expect(result.stderr).toContain('stores[1].name');
+  });
+
+  it('refuses a socket directory writable by everyone and a bad provider name', async () => {
+    const open = join(dir, 'open');
+    await mkdir(open, { mode: 0o777 });
+    const { chmod } = await import('node:fs/promises');
+    await chmod(open, 0o777);
+    let result = await runUsp(['serve', '--config', join(dir, 'config.yaml'), '--socket-dir', open, '--http-addr', '127.0.0.1:0']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('writable by every user');
+    result = await runUsp(['serve', '--config', join(dir, 'config.yaml'), '--provider-name', 'bad/name', '--socket-dir', join(dir, 'sockets')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('--provider-name');
+  });
+
+  it('takes every flag from the environment too', async () => {
+    const proc = spawnUsp(['serve'], {
+      env: {
+        USP_CONFIG: join(dir, 'config.yaml'),
+        USP_SOCKET_DIR: join(dir, 'sockets'),
+        USP_PROVIDER_NAME: 'envname',
+        USP_HTTP_ADDR: '127.0.0.1:0',
+        USP_LOG_LEVEL: 'debug',
+      },
+    });
+    const ready = await proc.waitForLine(/"msg":"ready"/);
+    expect(ready).toContain('envname.sock');
+    proc.child.kill('SIGINT');
+    expect(await proc.exited).toBe(0);
+  });
+});
