@@ -95,7 +95,7 @@ function guardProcess(logger: Logger): void {
 }
 
 function cliLogger(io: Io): Logger {
-  const level = io.env.USP_LOG_LEVEL && levels.has(io.env.USP_LOG_LEVEL) ? io.env.USP_LOG_LEVEL : 'warn';
+  const level = io.env.USP_LOG_LEVEL && levels.has(io.env.USP_LOG_LEVEL) ? io.env.USP_LOG_LEVEL : 'error';
   return createLogger({ level: level as LevelWithSilent, destination: pino.destination({ fd: 2, sync: true }) });
 }
 
