@@ -80,6 +80,7 @@ interface StoreParts {
 function createStore({ k8s, name, opts, kc, agent, api }: StoreParts): StoreBackend<Spec> {
   return {
     name,
+    audience: opts.identity === 'pod' ? opts.audience : undefined,
     parseSpec: (fields, at) => parseOrThrow(objectFields, fields, at),
     async fetch({ ref, version, spec }, ctx) {
       if (version !== undefined) {

@@ -40,6 +40,11 @@ export interface StoreBackend<Spec = unknown> {
   /** The store's name from the provider config. */
   readonly name: string;
   /**
+   * The audience of the pod token this store logs in with, when it acts as the pod. Cached values
+   * are served only to Mounts that carry a valid token for it, as a store call would require.
+   */
+  readonly audience?: string;
+  /**
    * Validates the backend-specific fields of one object (everything but the common fields).
    * Throws a ProviderError (InvalidArgument) whose message names `${at}.<field>`.
    */

@@ -496,6 +496,10 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
     private readonly logger: Logger,
   ) {}
 
+  get audience(): string | undefined {
+    return this.opts.auth.method === 'token' ? undefined : this.opts.auth.audience;
+  }
+
   parseSpec(fields: Readonly<Record<string, unknown>>, at: string): VaultObjectSpec {
     return parseOrThrow(specSchema, fields, at);
   }

@@ -40,12 +40,13 @@ export async function runRender(args: string[], io: Io, logger: Logger): Promise
     io.stderr(`config ${configPath} has problems:\n${loaded.problems.map((p) => `  ${p}\n`).join('')}`);
     return 1;
   }
-  const state = await createStores(loaded.config, { logger });
+  const metrics = createMetrics({ defaultMetrics: false });
+  const state = await createStores(loaded.config, { logger, metrics, now: Date.now });
   try {
     const mount = createMountHandler({
       state: () => state,
       logger,
-      metrics: createMetrics({ defaultMetrics: false }),
+      metrics,
       now: Date.now,
       fallbackVersionKey: loaded.config.versionKey ?? randomBytes(32),
     });

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { loadProviderConfig } from '../config/load.js';
 import { closeStores, createStores, type ProviderState, type Store } from '../config/stores.js';
 import { findDenied, parseClass } from '../mount/handler.js';
+import { createMetrics } from '../observability/metrics.js';
 import { readClassFile } from './class-file.js';
 import { parseFlags, requireFlag, type Io } from './flags.js';
 
@@ -62,9 +63,10 @@ async function createStoresLeniently(
   problems: string[],
 ): Promise<ProviderState> {
   const stores = new Map<string, Store>();
+  const metrics = createMetrics({ defaultMetrics: false });
   for (const store of config.stores) {
     try {
-      const single = await createStores({ ...config, stores: [store] }, { logger });
+      const single = await createStores({ ...config, stores: [store] }, { logger, metrics, now: Date.now });
       for (const [name, s] of single.stores) stores.set(name, s);
     } catch (err) {
       problems.push(`config: store ${store.name}: cannot be created here (${(err as Error).message.split('\n', 1)[0]})`);

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { StoreBackend } from '../backends/types.js';
+import { createValueCache, type ValueCache } from '../mount/cache.js';
 import { createLimiter, type Limiter } from '../mount/limit.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { ProviderConfig, StoreConfig } from './load.js';
 
 /** A configured store with its live backend. */
@@ -9,6 +11,14 @@ export interface Store {
   readonly backend: StoreBackend;
   /** Bounds calls in flight to this store across all Mounts. */
   readonly limiter: Limiter;
+  /** Resolved values per identity; a new store (changed config) starts empty. */
+  readonly cache: ValueCache;
+}
+
+export interface StoreDeps {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now: () => number;
 }
 
 export interface ProviderState {
@@ -22,7 +32,7 @@ export interface ProviderState {
  */
 export async function createStores(
   config: ProviderConfig,
-  deps: { logger: Logger },
+  deps: StoreDeps,
   previous?: ProviderState,
 ): Promise<ProviderState> {
   const stores = new Map<string, Store>();
@@ -37,7 +47,8 @@ export async function createStores(
         { name: storeConfig.name, options: storeConfig.options, restrictsNamespaces: storeConfig.restrictsNamespaces },
         { logger: deps.logger.child({ store: storeConfig.name }), baseDir: config.baseDir },
       );
-      stores.set(storeConfig.name, { config: storeConfig, backend, limiter: createLimiter(storeConfig.concurrency) });
+      const cache = createValueCache({ store: storeConfig.name, settings: storeConfig.cache, ...deps });
+      stores.set(storeConfig.name, { config: storeConfig, backend, limiter: createLimiter(storeConfig.concurrency), cache });
     }
   } catch (err) {
     await closeStores([...stores.values()].filter((s) => previous?.stores.get(s.config.name) !== s));

@@ -1,3 +1,4 @@
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { FetchContext } from '../backends/types.js';
@@ -39,6 +40,9 @@ const knownParameters = new Set(['objects', 'role']);
 
 /** The whole Mount pipeline: parse, authorise, resolve, transform, guard. */
 export function createMountHandler(deps: MountHandlerDeps): MountHandler {
+  const identityKey = randomBytes(32);
+  const keyHmac = (data: string) => createHmac('sha256', identityKey).update(data).digest('base64url');
+  const parseClassObjects = createClassParser(deps.metrics);
   return async (request, callSignal) => {
     const started = performance.now();
     let input: MountInput | undefined;
@@ -57,7 +61,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
         signal,
         ...createTokenSource(input.tokens, deps.now),
       };
-      const resolutions = await resolveObjects(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger });
+      const resolutions = await resolveObjects(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger, keyHmac });
       const result = assemble(resolutions, input, state.config.versionKey ?? deps.fallbackVersionKey);
       const bytes = guardOutput(result.files);
       record(deps, 'ok', 'OK', started, bytes);
@@ -79,10 +83,33 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
   };
 }
 
-function parseClassObjects(input: MountInput, state: ProviderState): MountObject[] {
-  const parsed = parseClass(input.parameters, state);
-  if (!parsed.ok) throw new ProviderError('InvalidArgument', parsed.problems.join('; '));
-  return parsed.objects;
+type ParsedClass = ReturnType<typeof parseClass>;
+
+const maxParsedClasses = 1024;
+
+/**
+ * Parses a class once per config: rotation Mounts repeat the same parameters every poll, so they
+ * reuse the parsed objects instead of parsing YAML again. Keyed by a digest of the parameters.
+ */
+function createClassParser(metrics: Metrics) {
+  const byState = new WeakMap<ProviderState, Map<string, ParsedClass>>();
+  return (input: MountInput, state: ProviderState): MountObject[] => {
+    let parsedClasses = byState.get(state);
+    if (!parsedClasses) byState.set(state, (parsedClasses = new Map()));
+    const digest = createHash('sha256');
+    for (const [k, v] of [...input.parameters].sort(([a], [b]) => (a < b ? -1 : 1))) digest.update(`${k}\0${v}\0`);
+    const key = digest.digest('base64url');
+    let parsed = parsedClasses.get(key);
+    if (parsed) metrics.classParses.inc({ outcome: 'reused' });
+    else {
+      parsed = parseClass(input.parameters, state);
+      metrics.classParses.inc({ outcome: 'parsed' });
+      if (parsedClasses.size >= maxParsedClasses) parsedClasses.delete(parsedClasses.keys().next().value!);
+      parsedClasses.set(key, parsed);
+    }
+    if (!parsed.ok) throw new ProviderError('InvalidArgument', parsed.problems.join('; '));
+    return parsed.objects;
+  };
 }
 
 /** Checks a class's parameters and objects against the stores, listing every problem. */

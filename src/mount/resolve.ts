@@ -11,32 +11,25 @@ export type Resolution =
 
 export interface ResolveDeps {
   readonly stores: ReadonlyMap<string, Store>;
+  /** Keyed digest for identity parts that are themselves secret. */
+  readonly keyHmac: (data: string) => string;
   readonly metrics: Metrics;
   readonly logger: Logger;
 }
 
 /**
  * Fetches every object in parallel, all or nothing: the first failing required object (by index)
- * fails the Mount; a missing optional object is skipped. Identical fetches share one call, which
- * is how several objects read fields of one dynamic response.
+ * fails the Mount; a missing optional object is skipped. Values come through the store's cache,
+ * which also makes identical concurrent fetches share one call (several objects reading fields of
+ * one dynamic response, or many pods of one identity starting at once).
  */
 export async function resolveObjects(
   objects: readonly MountObject[],
   ctx: FetchContext,
   deps: ResolveDeps,
 ): Promise<Resolution[]> {
-  const shared = new Map<string, Promise<FetchResult>>();
-  const settled = await Promise.allSettled(
-    objects.map((object) => {
-      const key = JSON.stringify([object.store, object.ref, object.version ?? null, object.spec ?? null]);
-      let call = shared.get(key);
-      if (!call) {
-        call = fetchObject(object, ctx, deps);
-        shared.set(key, call);
-      }
-      return call;
-    }),
-  );
+  const identity = identityKey(ctx, deps.keyHmac);
+  const settled = await Promise.allSettled(objects.map((object) => fetchObject(object, identity, ctx, deps)));
   const resolutions: Resolution[] = [];
   const failures: ProviderError[] = [];
   settled.forEach((outcome, i) => {
@@ -63,25 +56,42 @@ export async function resolveObjects(
   return resolutions;
 }
 
-async function fetchObject(object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
+async function fetchObject(object: MountObject, identity: string, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
   const store = deps.stores.get(object.store);
   if (!store) throw new ProviderError('Internal', 'the store went away during the Mount');
+  // A cached value needs what a store call would: the pod's valid token for the store's audience.
+  if (store.backend.audience !== undefined) ctx.tokenFor(store.backend.audience);
+  const key = JSON.stringify([identity, object.ref, object.version ?? null, object.spec ?? null]);
+  return store.cache.get(key, (signal) => callStore(store, object, { ...ctx, signal }, deps), ctx.signal);
+}
+
+async function callStore(store: Store, object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
   const labels = { store: store.config.name, backend: store.config.definition.kind };
-  const started = performance.now();
-  try {
-    const result = await store.limiter.run(
-      () => untilAborted(store.backend.fetch({ ref: object.ref, version: object.version, spec: object.spec }, ctx), ctx.signal),
-      ctx.signal,
-    );
-    deps.metrics.backendRequests.inc({ ...labels, outcome: 'ok' });
-    return result;
-  } catch (err) {
-    const error = toProviderError(err);
-    deps.metrics.backendRequests.inc({ ...labels, outcome: error.code });
-    throw error;
-  } finally {
-    deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
-  }
+  const queued = performance.now();
+  return store.limiter.run(async () => {
+    const started = performance.now();
+    deps.metrics.queueWait.observe({ store: labels.store }, (started - queued) / 1000);
+    try {
+      const result = await untilAborted(store.backend.fetch({ ref: object.ref, version: object.version, spec: object.spec }, ctx), ctx.signal);
+      deps.metrics.backendRequests.inc({ ...labels, outcome: 'ok' });
+      return result;
+    } catch (err) {
+      const error = toProviderError(err);
+      deps.metrics.backendRequests.inc({ ...labels, outcome: error.code });
+      throw error;
+    } finally {
+      deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
+    }
+  }, ctx.signal);
+}
+
+/**
+ * Who the values are for: namespace, service account, login role, and (keyed, never stored
+ * in clear) any static credentials from nodePublishSecretRef.
+ */
+function identityKey(ctx: FetchContext, keyHmac: (data: string) => string): string {
+  const secrets = [...ctx.secrets].map(([k, v]) => `${k}=${v.reveal()}`).join('\0');
+  return [ctx.identity.namespace, ctx.identity.serviceAccount, ctx.parameters.role ?? '', secrets ? keyHmac(secrets) : ''].join('\0');
 }
 
 /** A backend that ignores the signal still cannot hold the Mount past its deadline. */

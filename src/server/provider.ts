@@ -53,14 +53,16 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
   if (!loaded.config.versionKey) {
     logger.warn('no versionKey in the config: object versions use a per-process key and change on restart');
   }
-  let state: ProviderState = await createStores(loaded.config, { logger });
+  const now = options.now ?? Date.now;
+  const storeDeps = { logger, metrics, now };
+  let state: ProviderState = await createStores(loaded.config, storeDeps);
   let ready = false;
 
   const mount = createMountHandler({
     state: () => state,
     logger,
     metrics,
-    now: options.now ?? Date.now,
+    now,
     fallbackVersionKey: randomBytes(32),
   });
   const grpcServer = createGrpcServer({ mount, logger, runtimeName, runtimeVersion });
@@ -84,7 +86,7 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
         return;
       }
       try {
-        const next = await createStores(parsed.config, { logger }, state);
+        const next = await createStores(parsed.config, storeDeps, state);
         const previous = state;
         state = next;
         configText = text;

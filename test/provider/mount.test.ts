@@ -25,6 +25,7 @@ stores:
   - name: files
     backend: file
     root: ../secrets
+    cache: {ttl: 0}
   - name: other
     backend: file
     root: ../secrets
