@@ -1,3 +1,5 @@
+import { awsParameterStoreBackend } from './aws-parameter-store.js';
+import { awsSecretsManagerBackend } from './aws-secrets-manager.js';
 import { fileBackend } from './file.js';
 import { kubernetesBackend } from './kubernetes.js';
 import { vaultBackend } from './vault.js';
@@ -8,6 +10,8 @@ export const backendDefinitions: readonly BackendDefinition[] = [
   fileBackend,
   kubernetesBackend,
   vaultBackend,
+  awsSecretsManagerBackend,
+  awsParameterStoreBackend,
 ];
 
 export function findBackend(kind: string): BackendDefinition | undefined {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ProviderError, toProviderError } from '../errors.js';
@@ -54,6 +55,8 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
       objectCount = objects.length;
       authorise(objects, input, state);
       const signal = AbortSignal.any([callSignal, AbortSignal.timeout(state.config.limits.mountTimeout)]);
+      // Every object of the Mount (and every shared load it joins) listens for the deadline.
+      setMaxListeners(0, signal);
       const ctx: FetchContext = {
         identity: input.identity,
         parameters: { role: input.parameters.get('role') },

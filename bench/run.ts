@@ -1,0 +1,254 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { packageRoot, runtimeVersion } from '../src/package-info.js';
+import { createDriverClient, driverRequest, type DriverClient, type MountRequest } from '../test/helpers/driver-client.js';
+import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../test/servers/kubernetes.js';
+
+/**
+ * `npm run bench`: the built provider in its own process on a real Unix socket, driven by this
+ * process as the CSI driver would, next to a bare grpc-js baseline in the same run.
+ * `--smoke` runs a few hundred Mounts so CI keeps the benchmark working; figures are for people.
+ */
+const smoke = process.argv.includes('--smoke');
+const counts = smoke
+  ? { overhead: 100, leakTotal: 400, leakFirst: 100, fanoutRounds: 2 }
+  : { overhead: 4000, leakTotal: 100_000, leakFirst: 10_000, fanoutRounds: 7 };
+
+interface LatencyStats {
+  p50: number;
+  p99: number;
+  perSecond: number;
+}
+
+async function main() {
+  const dir = await mkdtemp(join(tmpdir(), 'usp-bench-'));
+  const api = await startKubernetesTestServer();
+  try {
+    const results = await runAll(dir, api);
+    const text = formatResults(results);
+    process.stdout.write(text);
+    if (!smoke) await writeFile(join(packageRoot, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  } finally {
+    await api.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function runAll(dir: string, api: KubernetesTestServer) {
+  await setUpStores(dir, api);
+  const startup = await startProvider(dir);
+  const provider = startup.proc;
+  const client = createDriverClient(join(dir, 'sock', 'universal.sock'));
+  try {
+    await sleep(500);
+    const idleRss = readRss(provider.pid!, 'VmRSS');
+    const cached = driverRequest(fileObjects(10), { podName: 'bench' });
+    const first = await client.mount(cached);
+    const baseline = await startBaseline(dir, first.files);
+    try {
+      const overhead = [];
+      for (const concurrency of [1, 16, 128]) {
+        const base = await measure(baseline.client, cached, concurrency, counts.overhead);
+        const ours = await measure(client, cached, concurrency, counts.overhead);
+        overhead.push({ concurrency, baseline: base, provider: ours, p50Ratio: ours.p50 / base.p50, throughputRatio: ours.perSecond / base.perSecond });
+      }
+      const peakRss = readRss(provider.pid!, 'VmHWM');
+      const fanout = await measureFanout(client, api);
+      const amplification = await measureAmplification(client, api);
+      const leak = await measureLeak(client, provider.pid!);
+      return {
+        machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+        provider: runtimeVersion,
+        mode: smoke ? 'smoke' : 'full',
+        startupMs: startup.readyMs,
+        memoryMiB: { idle: idleRss, peakUnder128: peakRss, ...leak },
+        overhead,
+        fanout,
+        amplification,
+      };
+    } finally {
+      baseline.client.close();
+      baseline.proc.kill('SIGTERM');
+      await once(baseline.proc, 'exit');
+    }
+  } finally {
+    client.close();
+    provider.kill('SIGTERM');
+    await once(provider, 'exit');
+  }
+}
+
+const fileObjects = (n: number) => Array.from({ length: n }, (_, i) => `- {name: s/${i}, store: files, ref: s${i}}`).join('\n');
+
+async function setUpStores(dir: string, api: KubernetesTestServer) {
+  await mkdir(join(dir, 'secrets'), { recursive: true });
+  await mkdir(join(dir, 'sock'), { mode: 0o700 });
+  for (let i = 0; i < 10; i++) await writeFile(join(dir, 'secrets', `s${i}`), `secret-${i}-`.padEnd(64, 'x'));
+  for (let i = 0; i < 20; i++) api.putSecret({ namespace: 'bench', name: `slow${i}`, data: { v: `v${i}` } });
+  for (let i = 0; i < 20; i++) api.putSecret({ namespace: 'bench', name: `amp${i}`, data: { v: `v${i}` } });
+  for (let i = 0; i < 10; i++) api.allow({ subject: serviceAccountUser('bench', `sa${i}`), namespace: 'bench', resource: 'secrets' });
+  await api.writeKubeconfig(join(dir, 'kubeconfig'));
+  await writeFile(
+    join(dir, 'config.yaml'),
+    `versionKey: bench-version-key-0123456789
+stores:
+  - {name: files, backend: file, root: ./secrets, cache: {ttl: 1h}}
+  - {name: slow, backend: kubernetes, kubeconfig: ./kubeconfig, cache: {ttl: 0}, concurrency: 32}
+  - {name: amp, backend: kubernetes, kubeconfig: ./kubeconfig, cache: {ttl: 1h}}
+`,
+  );
+}
+
+async function startProvider(dir: string) {
+  const started = performance.now();
+  const proc = spawn(
+    process.execPath,
+    [join(packageRoot, 'dist/src/main.js'), 'serve', '--config', join(dir, 'config.yaml'), '--socket-dir', join(dir, 'sock'), '--http-addr', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, USP_LOG_LEVEL: 'info' } },
+  );
+  // The HTTP port is picked by the provider: read it from the ready line, then poll /readyz as a kubelet would.
+  let output = '';
+  const address = await new Promise<string>((resolve, reject) => {
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /"http":"([^"]+)"/.exec(output);
+      if (match) resolve(match[1]!);
+    });
+    proc.once('exit', () => reject(new Error(`provider exited: ${output}`)));
+  });
+  while ((await fetch(`http://${address}/readyz`).catch(() => undefined))?.status !== 200) await sleep(2);
+  return { proc, readyMs: Math.round(performance.now() - started) };
+}
+
+async function startBaseline(dir: string, files: Array<{ path: string; mode: number; contents: Buffer }>) {
+  const socket = join(dir, 'sock', 'baseline.sock');
+  const json = JSON.stringify(files.map((f) => ({ path: f.path, mode: f.mode, contents: f.contents.toString('base64') })));
+  const proc = spawn(process.execPath, [join(packageRoot, 'dist/bench/baseline-server.js'), socket, json], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => proc.stdout!.once('data', () => resolve()));
+  return { proc, client: createDriverClient(socket) };
+}
+
+/** Mount latency and throughput with `concurrency` callers sharing one channel, as the driver does. */
+async function measure(client: DriverClient, request: MountRequest, concurrency: number, total: number): Promise<LatencyStats> {
+  for (let i = 0; i < 50; i++) await client.mount(request);
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next += 1;
+        const t = performance.now();
+        await client.mount(request);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const elapsed = performance.now() - started;
+  latencies.sort((a, b) => a - b);
+  return {
+    p50: round(latencies[Math.floor(latencies.length * 0.5)]!),
+    p99: round(latencies[Math.floor(latencies.length * 0.99)]!),
+    perSecond: Math.round((latencies.length / elapsed) * 1000),
+  };
+}
+
+/** A cold 20-object Mount against a store that takes 50 ms per call, next to a cold 1-object Mount. */
+async function measureFanout(client: DriverClient, api: KubernetesTestServer) {
+  const pod = podFor(api, 'sa0');
+  const one = driverRequest('- {name: a, store: slow, ref: slow0, key: v}', pod);
+  const twenty = driverRequest(Array.from({ length: 20 }, (_, i) => `- {name: f${i}, store: slow, ref: slow${i}, key: v}`).join('\n'), pod);
+  const time = async (request: MountRequest, calls: number) => {
+    const samples = [];
+    for (let i = 0; i < counts.fanoutRounds; i++) {
+      api.stall({ ms: 50, times: calls });
+      const t = performance.now();
+      await client.mount(request);
+      samples.push(performance.now() - t);
+    }
+    return round(samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)]!);
+  };
+  const oneMs = await time(one, 1);
+  const twentyMs = await time(twenty, 20);
+  return { oneObjectMs: oneMs, twentyObjectsMs: twentyMs, ratio: round(twentyMs / oneMs) };
+}
+
+/** Store calls made by 100 concurrent cold Mounts of a 10-object class: by one identity, then by ten. */
+async function measureAmplification(client: DriverClient, api: KubernetesTestServer) {
+  // Each scenario reads its own secrets, so the first cannot warm the cache for the second.
+  const calls = async (pods: ReturnType<typeof podFor>[], first: number) => {
+    const objects = Array.from({ length: 10 }, (_, i) => `- {name: f${i}, store: amp, ref: amp${first + i}, key: v}`).join('\n');
+    const before = api.requests.length;
+    api.stall({ ms: 20, times: 1000 });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => client.mount(driverRequest(objects, { ...pods[i % pods.length]!, podName: `p${i}` }))));
+    api.clearFaults();
+    return api.requests.length - before;
+  };
+  const oneIdentity = await calls([podFor(api, 'sa1')], 0);
+  const tenIdentities = await calls(Array.from({ length: 10 }, (_, i) => podFor(api, `sa${i}`)), 10);
+  return { oneIdentityCalls: oneIdentity, tenIdentitiesCalls: tenIdentities };
+}
+
+/** RSS after the first part of many Mounts and at the end: growth shows a leak. */
+async function measureLeak(client: DriverClient, pid: number) {
+  const request = driverRequest(fileObjects(10), { podName: 'leak' });
+  let done = 0;
+  let afterFirst = 0;
+  const worker = async () => {
+    while (done < counts.leakTotal) {
+      done += 1;
+      await client.mount(request);
+      if (done === counts.leakFirst) afterFirst = readRss(pid, 'VmRSS');
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, worker));
+  const atEnd = readRss(pid, 'VmRSS');
+  return { afterFirstMounts: afterFirst, afterAllMounts: atEnd, mounts: counts.leakTotal, growthPercent: round(((atEnd - afterFirst) / afterFirst) * 100) };
+}
+
+function podFor(api: KubernetesTestServer, serviceAccount: string, podName = 'bench') {
+  const { token, expiresAt } = api.issueToken({ namespace: 'bench', serviceAccount, expiresInSeconds: 3600 });
+  return { namespace: 'bench', serviceAccount, podName, tokens: { '': { token, expirationTimestamp: new Date(expiresAt).toISOString() } } };
+}
+
+function readRss(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return round(kb / 1024);
+}
+
+function formatResults(r: Awaited<ReturnType<typeof runAll>>): string {
+  const lines = [
+    `usp ${r.provider} benchmark (${r.mode}) on ${r.machine.cpus} x ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}`,
+    '',
+    'overhead: 10-object class from cache vs bare grpc-js server with the same response',
+    'concurrency  baseline p50/p99 ms  provider p50/p99 ms  p50 ratio  baseline/s  provider/s  throughput ratio',
+    ...r.overhead.map((o) =>
+      [
+        String(o.concurrency).padEnd(11),
+        `${o.baseline.p50} / ${o.baseline.p99}`.padEnd(19),
+        `${o.provider.p50} / ${o.provider.p99}`.padEnd(19),
+        o.p50Ratio.toFixed(2).padEnd(9),
+        String(o.baseline.perSecond).padEnd(10),
+        String(o.provider.perSecond).padEnd(10),
+        o.throughputRatio.toFixed(2),
+      ].join('  '),
+    ),
+    '',
+    `fan-out: cold 1-object Mount ${r.fanout.oneObjectMs} ms, cold 20-object Mount ${r.fanout.twentyObjectsMs} ms (ratio ${r.fanout.ratio}; 50 ms per store call)`,
+    `amplification: 100 concurrent Mounts x 10 objects: one identity ${r.amplification.oneIdentityCalls} store calls, ten identities ${r.amplification.tenIdentitiesCalls}`,
+    `memory: idle ${r.memoryMiB.idle} MiB, peak ${r.memoryMiB.peakUnder128} MiB, after ${r.memoryMiB.mounts} Mounts ${r.memoryMiB.afterAllMounts} MiB (${r.memoryMiB.growthPercent}% over the first part)`,
+    `startup: ${r.startupMs} ms from process start to /readyz ready`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+await main();

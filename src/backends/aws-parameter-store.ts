@@ -1,0 +1,267 @@
+import type * as Ssm from '@aws-sdk/client-ssm';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { ProviderError } from '../errors.js';
+import { parseOrThrow } from '../schema.js';
+import {
+  AwsAccess,
+  awsStoreOptions,
+  checkAwsStore,
+  describeAwsError,
+  inRegion,
+  isTransient,
+  itemError,
+  MicroBatcher,
+  raceSignal,
+  type AwsCaller,
+  type AwsStoreOptions,
+  type PendingRead,
+} from './aws-auth.js';
+import type { AwsBackendOptions } from './aws-secrets-manager.js';
+import { bytesContent, fieldsContent } from './content.js';
+import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from './types.js';
+
+const objectFields = z.strictObject({
+  /** For a path ref (ending in "/"): include parameters in nested paths too. */
+  recursive: z.boolean().default(false),
+});
+
+export type ParameterStoreObjectSpec = z.infer<typeof objectFields>;
+
+/** Creates the `aws-parameter-store` definition; `awsParameterStoreBackend` is the one with the real clock. */
+export function createAwsParameterStoreDefinition({ now = Date.now }: AwsBackendOptions = {}): BackendDefinition<AwsStoreOptions> {
+  return {
+    kind: 'aws-parameter-store',
+    options: awsStoreOptions,
+    checkStore: checkAwsStore,
+    async create({ name, options: opts }, { logger }) {
+      const [ssm, sts] = await Promise.all([
+        import('@aws-sdk/client-ssm'),
+        opts.auth.method === 'irsa' ? import('@aws-sdk/client-sts') : Promise.resolve(undefined),
+      ]);
+      const log = logger.child({ store: name, backend: 'aws-parameter-store' });
+      return new ParameterStore(name, ssm, new AwsAccess(opts, sts, { logger: log, now }), log);
+    },
+  };
+}
+
+export const awsParameterStoreBackend = createAwsParameterStoreDefinition();
+
+const service = 'AWS Systems Manager Parameter Store';
+/** GetParameters takes at most 10 names per call. */
+const batchLimit = 10;
+/** GetParametersByPath pages hold at most 10 parameters. */
+const pageSize = 10;
+/** A path read that would mount more than this is refused rather than truncated. */
+const maxPathParameters = 100;
+
+interface ParameterRead {
+  /** Name or ARN with an optional `:version` or `:label` selector, as GetParameters takes it. */
+  readonly selector: string;
+  readonly base: string;
+  readonly pin?: string;
+  readonly signal: AbortSignal;
+}
+
+type Pending = PendingRead<ParameterRead, FetchResult>;
+
+class ParameterStore implements StoreBackend<ParameterStoreObjectSpec> {
+  readonly #batcher: MicroBatcher<ParameterRead, FetchResult>;
+
+  constructor(
+    readonly name: string,
+    private readonly ssm: typeof Ssm,
+    private readonly aws: AwsAccess,
+    private readonly logger: Logger,
+  ) {
+    this.#batcher = new MicroBatcher((caller, pending) => this.#flush(caller, pending));
+  }
+
+  get audience(): string | undefined {
+    return this.aws.audience;
+  }
+
+  parseSpec(fields: Readonly<Record<string, unknown>>, at: string): ParameterStoreObjectSpec {
+    return parseOrThrow(objectFields, fields, at);
+  }
+
+  async fetch({ ref, version, spec }: FetchRequest<ParameterStoreObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
+    if (ref.endsWith('/')) {
+      if (version !== undefined) throw new ProviderError('InvalidArgument', 'version applies to one parameter, not to a path');
+      const caller = this.aws.callerFor(ctx);
+      return raceSignal(this.#readPath(caller, ref, spec.recursive, ctx.signal), ctx.signal);
+    }
+    const read = parseRead(ref, version, ctx.signal);
+    const caller = this.aws.callerFor(ctx);
+    return raceSignal(this.#batcher.add(caller, read), ctx.signal);
+  }
+
+  async close(): Promise<void> {
+    this.aws.close();
+  }
+
+  /** Two or more distinct names go in GetParameters calls of ten; a lone one in GetParameter. */
+  async #flush(caller: AwsCaller, pending: readonly Pending[]): Promise<void> {
+    const bySelector = new Map<string, Pending[]>();
+    for (const p of pending) bySelector.set(p.item.selector, [...(bySelector.get(p.item.selector) ?? []), p]);
+    const groups = [...bySelector.values()];
+    if (groups.length === 1) return this.#readOne(caller, groups[0]!);
+    const chunks: Pending[][][] = [];
+    for (let i = 0; i < groups.length; i += batchLimit) chunks.push(groups.slice(i, i + batchLimit));
+    await Promise.all(chunks.map((chunk) => this.#readBatch(caller, chunk)));
+  }
+
+  async #readOne(caller: AwsCaller, group: readonly Pending[]): Promise<void> {
+    const read = group[0]!.item;
+    try {
+      const out = await this.aws.run(caller, (target, credentials, fingerprint) => {
+        const command = new this.ssm.GetParameterCommand({ Name: inRegion(read.selector, target.region), WithDecryption: true });
+        const client = this.#client(caller, target, credentials, fingerprint);
+        return this.aws.send(group.map((p) => p.item.signal), (abortSignal) => client.send(command, { abortSignal }));
+      });
+      settle(group, () => toResult(out.Parameter, read));
+    } catch (err) {
+      const error = describeAwsError(err, this.#where(caller, describeRead(read)));
+      for (const p of group) p.reject(error);
+    }
+  }
+
+  async #readBatch(caller: AwsCaller, groups: readonly Pending[][]): Promise<void> {
+    const all = groups.flat();
+    let out: Ssm.GetParametersCommandOutput;
+    let region = this.aws.primary.region;
+    try {
+      out = await this.aws.run(caller, (target, credentials, fingerprint) => {
+        region = target.region;
+        const names = groups.map((g) => inRegion(g[0]!.item.selector, target.region));
+        const client = this.#client(caller, target, credentials, fingerprint);
+        const command = new this.ssm.GetParametersCommand({ Names: names, WithDecryption: true });
+        return this.aws.send(all.map((p) => p.item.signal), (abortSignal) => client.send(command, { abortSignal }));
+      });
+    } catch (err) {
+      if (isTransient(err)) {
+        const error = describeAwsError(err, this.#where(caller, `reading ${groups.length} parameters`));
+        for (const p of all) p.reject(error);
+        return;
+      }
+      // GetParameters is denied as a whole when any one name is: single reads give each object its own cause.
+      this.logger.debug({ cause: (err as Error).name }, 'GetParameters refused; reading the parameters one by one');
+      await Promise.all(groups.map((g) => this.#readOne(caller, g)));
+      return;
+    }
+    const leftOver: Pending[][] = [];
+    for (const group of groups) {
+      const read = group[0]!.item;
+      const requested = inRegion(read.selector, region);
+      const found = findParameter(out.Parameters ?? [], read, region);
+      if (found) settle(group, () => toResult(found, read));
+      else if (out.InvalidParameters?.includes(requested) || out.InvalidParameters?.includes(read.selector)) {
+        const error = describeAwsError(itemError(read.pin === undefined ? 'ParameterNotFound' : 'ParameterVersionNotFound', undefined), this.#where(caller, describeRead(read), region));
+        for (const p of group) p.reject(error);
+      } else leftOver.push(group);
+    }
+    await Promise.all(leftOver.map((g) => this.#readOne(caller, g)));
+  }
+
+  async #readPath(caller: AwsCaller, ref: string, recursive: boolean, signal: AbortSignal): Promise<FetchResult> {
+    if (!ref.startsWith('/')) {
+      throw new ProviderError('InvalidArgument', 'a path ref must start with "/" and end with "/", like "/shop/prod/"');
+    }
+    const path = ref === '/' ? '/' : ref.replace(/\/+$/, '');
+    try {
+      const parameters = await this.aws.run(caller, (target, credentials, fingerprint) =>
+        this.#listPath(this.#client(caller, target, credentials, fingerprint), path, recursive, signal, ref),
+      );
+      const prefix = path === '/' ? '/' : `${path}/`;
+      const fields: Record<string, Buffer> = {};
+      for (const p of parameters) {
+        if (p.Name?.startsWith(prefix) && p.Value !== undefined) fields[p.Name.slice(prefix.length)] = Buffer.from(p.Value, 'utf8');
+      }
+      return { content: fieldsContent(fields) };
+    } catch (err) {
+      throw describeAwsError(err, this.#where(caller, `reading the parameters under "${ref}"`));
+    }
+  }
+
+  async #listPath(client: Ssm.SSMClient, path: string, recursive: boolean, signal: AbortSignal, ref: string): Promise<Ssm.Parameter[]> {
+    const parameters: Ssm.Parameter[] = [];
+    let nextToken: string | undefined;
+    do {
+      const input = { Path: path, Recursive: recursive, WithDecryption: true, MaxResults: pageSize, ...(nextToken ? { NextToken: nextToken } : {}) };
+      const command = new this.ssm.GetParametersByPathCommand(input);
+      const page = await this.aws.send([signal], (abortSignal) => client.send(command, { abortSignal }));
+      parameters.push(...(page.Parameters ?? []));
+      if (parameters.length > maxPathParameters) {
+        throw new ProviderError('InvalidArgument', `more than ${maxPathParameters} parameters under "${ref}"; mount a narrower path`);
+      }
+      nextToken = page.NextToken || undefined;
+    } while (nextToken);
+    return parameters;
+  }
+
+  #client(caller: AwsCaller, target: Parameters<AwsAccess['clientFor']>[1], credentials: Parameters<AwsAccess['clientFor']>[3], fingerprint: string): Ssm.SSMClient {
+    return this.aws.clientFor('ssm', target, caller.key, credentials, fingerprint, (c) => new this.ssm.SSMClient(c));
+  }
+
+  #where(caller: AwsCaller, doing: string, region = this.aws.primary.region) {
+    return { service, doing, region, caller: caller.describe, scrub: caller.scrub };
+  }
+}
+
+const namePattern = /^[a-zA-Z0-9_.\-/]{1,2048}$/;
+const arnPattern = /^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter)(\/?[a-zA-Z0-9_.\-/]{1,2048})$/;
+const pinPattern = /^(\d{1,10}|[a-zA-Z][a-zA-Z0-9_.-]{0,99})$/;
+
+/** Splits `name[:pin]` or `arn...:parameter/name[:pin]` and merges the object's `version`. */
+function parseRead(ref: string, version: string | undefined, signal: AbortSignal): ParameterRead {
+  const arn = /^arn:/.test(ref);
+  const prefixEnd = arn ? ref.indexOf(':parameter') + ':parameter'.length : 0;
+  const colon = ref.indexOf(':', arn ? prefixEnd : 0);
+  const base = colon >= 0 ? ref.slice(0, colon) : ref;
+  const inlinePin = colon >= 0 ? ref.slice(colon + 1) : undefined;
+  if (arn ? !arnPattern.test(base) : !namePattern.test(base)) {
+    throw new ProviderError('InvalidArgument', 'ref must be a parameter name like "/shop/db/password" or its ARN, optionally with ":version" or ":label"');
+  }
+  if (inlinePin !== undefined && version !== undefined) {
+    throw new ProviderError('InvalidArgument', 'set the parameter version or label either in ref or in version, not both');
+  }
+  const pin = inlinePin ?? version;
+  if (pin !== undefined && !pinPattern.test(pin)) {
+    throw new ProviderError('InvalidArgument', 'version must be a parameter version number or a label (letters, digits, "_", "." and "-", starting with a letter)');
+  }
+  return { selector: pin === undefined ? base : `${base}:${pin}`, base, ...(pin !== undefined ? { pin } : {}), signal };
+}
+
+function describeRead(read: ParameterRead): string {
+  const pin = read.pin === undefined ? '' : /^\d+$/.test(read.pin) ? ` (version ${read.pin})` : ` (label ${read.pin})`;
+  return `reading parameter "${read.base}"${pin}`;
+}
+
+/** The answer's parameter for one read: by name or ARN, and by selector when AWS echoes it. */
+function findParameter(parameters: readonly Ssm.Parameter[], read: ParameterRead, region: string): Ssm.Parameter | undefined {
+  const bases = [read.base, inRegion(read.base, region)];
+  const named = parameters.filter((p) => bases.includes(p.Name ?? '') || bases.includes(p.ARN ?? ''));
+  const pin = read.pin ?? '';
+  const exact = named.find((p) => (p.Selector ?? '').replace(/^:/, '') === pin);
+  if (exact) return exact;
+  return named.length === 1 && named[0]!.Selector === undefined ? named[0] : undefined;
+}
+
+function toResult(parameter: Ssm.Parameter | undefined, read: ParameterRead): FetchResult {
+  if (parameter?.Value === undefined) throw new ProviderError('NotFound', `parameter "${read.base}" has no value`);
+  return {
+    content: bytesContent(parameter.Value),
+    ...(parameter.Version !== undefined ? { version: String(parameter.Version) } : {}),
+  };
+}
+
+/** Every read of one selector gets its own copy of the answer. */
+function settle(group: readonly Pending[], make: () => FetchResult): void {
+  for (const p of group) {
+    try {
+      p.resolve(make());
+    } catch (err) {
+      p.reject(err);
+    }
+  }
+}

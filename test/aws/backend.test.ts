@@ -1,0 +1,220 @@
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsStoreOptions, checkAwsStore, sessionNameFor } from '../../src/backends/aws-auth.js';
+import { createAwsParameterStoreDefinition } from '../../src/backends/aws-parameter-store.js';
+import { createAwsSecretsManagerDefinition } from '../../src/backends/aws-secrets-manager.js';
+import type { FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
+import { ProviderError } from '../../src/errors.js';
+import { createTokenSource, type PodToken } from '../../src/mount/identity.js';
+import { Secret } from '../../src/secret.js';
+import { createCanaries } from '../helpers/canary.js';
+import { createLogCapture } from '../helpers/provider.js';
+import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
+import { primary, secondary } from './fixture.js';
+
+const canaries = createCanaries();
+const value = canaries.next('backend');
+const messages: string[] = [];
+const { lines, logger } = createLogCapture();
+const stores: StoreBackend[] = [];
+
+let aws: AwsTestServer;
+let closedPort: number;
+
+beforeAll(async () => {
+  aws = await startAwsTestServer({ regions: [primary, secondary] });
+  for (const sa of ['a', 'b', 'c']) aws.defineRole({ name: `shop-${sa}`, trust: [{ namespace: 'shop', serviceAccount: sa }], allow: ['shop/*'] });
+  aws.putSecret('shop/one', value);
+  aws.putSecret('shop/two', value);
+  aws.putParameter('/shop/one', value);
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  closedPort = (probe.address() as { port: number }).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+});
+
+afterAll(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+  await aws.close();
+  for (const c of aws.issuedCredentials) canaries.add(c.secretAccessKey, ...(c.sessionToken ? [c.sessionToken] : []));
+  canaries.expectNoneIn(lines, 'backend logs');
+  canaries.expectNoneIn(messages, 'error messages');
+});
+
+function options(raw: Record<string, unknown>) {
+  return awsStoreOptions.parse({ region: primary, endpoint: aws.endpoint(primary), ...raw });
+}
+
+async function secretsManager(raw: Record<string, unknown>, now?: () => number) {
+  const store = await createAwsSecretsManagerDefinition(now ? { now } : {}).create({ name: 'sm', options: options(raw), restrictsNamespaces: false }, { logger, baseDir: '.' });
+  stores.push(store);
+  return store;
+}
+
+const irsa = () => ({ method: 'irsa', stsEndpoint: aws.stsUrl });
+
+function context(serviceAccount: string, extra: { signal?: AbortSignal; audiences?: string[]; role?: string } = {}): FetchContext {
+  const tokens = new Map<string, PodToken>();
+  for (const audience of extra.audiences ?? ['sts.amazonaws.com', 'pods.eks.amazonaws.com']) {
+    const issued = aws.issuePodToken({ namespace: 'shop', serviceAccount, audience });
+    canaries.add(issued.token);
+    tokens.set(audience, { token: new Secret(issued.token), expiresAt: issued.expiresAt });
+  }
+  return {
+    ...createTokenSource(tokens, Date.now),
+    identity: { namespace: 'shop', serviceAccount, podName: `${serviceAccount}-0`, podUid: 'uid' },
+    parameters: { role: extra.role ?? aws.roleArn(`shop-${serviceAccount}`) },
+    secrets: new Map(),
+    signal: extra.signal ?? new AbortController().signal,
+  };
+}
+
+async function failure(promise: Promise<unknown>): Promise<ProviderError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProviderError);
+    messages.push((err as ProviderError).message);
+    return err as ProviderError;
+  }
+  throw new Error('expected a failure');
+}
+
+function text(result: FetchResult): string {
+  const content = result.content.reveal();
+  return content.kind === 'bytes' ? content.data.toString() : JSON.stringify(content.fields);
+}
+
+function delta(filter: Parameters<AwsTestServer['count']>[0]) {
+  const before = aws.count(filter);
+  return () => aws.count(filter) - before;
+}
+
+describe('store options', () => {
+  it('fills defaults and rejects unknown fields', () => {
+    const parsed = awsStoreOptions.parse({ region: 'eu-west-1', auth: { method: 'irsa' } });
+    expect(parsed.timeout).toBe(10_000);
+    expect(parsed.auth).toEqual({ method: 'irsa', audience: 'sts.amazonaws.com' });
+    expect(awsStoreOptions.parse({ region: 'eu-west-1', auth: { method: 'pod-identity' } }).auth).toEqual({
+      method: 'pod-identity',
+      audience: 'pods.eks.amazonaws.com',
+      ipv6: false,
+    });
+    expect(awsStoreOptions.safeParse({ region: 'eu-west-1', auth: { method: 'irsa', role: 'x' } }).success).toBe(false);
+    expect(awsStoreOptions.safeParse({ region: 'Europe', auth: { method: 'irsa' } }).success).toBe(false);
+  });
+
+  it('reports store-level problems', () => {
+    const check = (raw: Record<string, unknown>) =>
+      checkAwsStore({ name: 's', options: awsStoreOptions.parse({ region: 'eu-west-1', ...raw }), restrictsNamespaces: false });
+    expect(check({ auth: { method: 'static' } })).toEqual([expect.stringContaining('auth.allowFromSecret')]);
+    expect(check({ auth: { method: 'static', allowFromSecret: true } })).toEqual([]);
+    expect(check({ auth: { method: 'pod-identity', ipv6: true, agentUrl: 'http://x/v1/credentials' } })).toEqual([expect.stringContaining('auth.ipv6')]);
+    expect(check({ auth: { method: 'irsa' }, failoverEndpoint: 'http://x' })).toEqual([expect.stringContaining('failoverEndpoint')]);
+    expect(check({ auth: { method: 'irsa' }, failoverRegion: 'eu-west-1' })).toEqual([expect.stringContaining('failoverRegion')]);
+  });
+
+  it('validates object fields strictly, naming the field', async () => {
+    const sm = await secretsManager({ auth: irsa() });
+    expect(() => sm.parseSpec({ stage: 'x' }, 'objects[3]')).toThrow('objects[3].stage: unknown field');
+    const ssm = await createAwsParameterStoreDefinition().create({ name: 'ssm', options: options({ auth: irsa() }), restrictsNamespaces: false }, { logger, baseDir: '.' });
+    stores.push(ssm);
+    expect(() => ssm.parseSpec({ recursive: 'yes' }, 'objects[0]')).toThrow('objects[0].recursive');
+  });
+
+  it('derives STS session names within 64 characters', () => {
+    expect(sessionNameFor('shop', 'app')).toBe('shop.app');
+    const long = sessionNameFor('n'.repeat(63), 's'.repeat(200));
+    expect(long.length).toBeLessThanOrEqual(64);
+    expect(long).toMatch(/^[\w+=,.@-]+$/);
+    expect(long).not.toBe(sessionNameFor('n'.repeat(63), `${'s'.repeat(199)}t`));
+  });
+});
+
+describe('credentials', () => {
+  it('reuses credentials until shortly before they expire', async () => {
+    let clock = Date.now();
+    const sm = await secretsManager({ auth: irsa() }, () => clock);
+    const assume = delta({ service: 'sts', status: 200 });
+    expect(text(await sm.fetch({ ref: 'shop/one', spec: {} }, context('a')))).toBe(value);
+    clock += 50 * 60_000;
+    await sm.fetch({ ref: 'shop/one', spec: {} }, context('a'));
+    expect(assume()).toBe(1);
+    clock += 6 * 60_000;
+    await sm.fetch({ ref: 'shop/one', spec: {} }, context('a'));
+    expect(assume()).toBe(2);
+  });
+
+  it('batches same-tick reads per identity, never across identities', async () => {
+    const sm = await secretsManager({ auth: irsa() });
+    const batch = delta({ operation: 'BatchGetSecretValue', status: 200 });
+    const results = await Promise.all([
+      sm.fetch({ ref: 'shop/one', spec: {} }, context('b')),
+      sm.fetch({ ref: 'shop/two', spec: {} }, context('b')),
+      sm.fetch({ ref: 'shop/one', spec: {} }, context('c')),
+      sm.fetch({ ref: 'shop/two', spec: {} }, context('c')),
+    ]);
+    expect(results.map(text)).toEqual([value, value, value, value]);
+    expect(batch()).toBe(2);
+    const principals = aws.calls.filter((c) => c.operation === 'BatchGetSecretValue').slice(-2).map((c) => c.principal);
+    expect(principals.sort()).toEqual([
+      'arn:aws:sts::123456789012:assumed-role/shop-b/shop.b',
+      'arn:aws:sts::123456789012:assumed-role/shop-c/shop.c',
+    ]);
+  });
+
+  it('asks for the pod token of its audience and a role ARN', async () => {
+    const sm = await secretsManager({ auth: irsa() });
+    const noToken = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a', { audiences: ['vault'] })));
+    expect(noToken.code).toBe('PermissionDenied');
+    expect(noToken.message).toContain('sts.amazonaws.com');
+    const badRole = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a', { role: 'shop-a' })));
+    expect(badRole.code).toBe('InvalidArgument');
+  });
+
+  it('names the Pod Identity agent when it refuses or cannot be reached', async () => {
+    const sm = await secretsManager({ auth: { method: 'pod-identity', agentUrl: aws.podIdentityUrl } });
+    const refused = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+    expect(refused.code).toBe('PermissionDenied');
+    expect(refused.message).toContain(aws.podIdentityUrl);
+    const ipv6 = await secretsManager({ auth: { method: 'pod-identity', ipv6: true }, timeout: '300ms' });
+    const unreachable = await failure(ipv6.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+    expect(['Unavailable', 'DeadlineExceeded']).toContain(unreachable.code);
+    expect(unreachable.message).toContain('http://[fd00:ec2::23]/v1/credentials');
+  });
+});
+
+describe('failover and deadlines', () => {
+  it('fails over when the primary cannot be reached', async () => {
+    const sm = await secretsManager({ auth: irsa(), endpoint: `http://127.0.0.1:${closedPort}`, failoverRegion: secondary, failoverEndpoint: aws.endpoint(secondary) });
+    expect(text(await sm.fetch({ ref: 'shop/one', spec: {} }, context('a')))).toBe(value);
+  });
+
+  it('fails over when the primary does not answer within the timeout', async () => {
+    const sm = await secretsManager({ auth: irsa(), timeout: '700ms', failoverRegion: secondary, failoverEndpoint: aws.endpoint(secondary) });
+    await sm.fetch({ ref: 'shop/one', spec: {} }, context('a'));
+    const west = delta({ region: secondary, status: 200 });
+    aws.setLatency(primary, 1_500);
+    try {
+      expect(text(await sm.fetch({ ref: 'shop/one', spec: {} }, context('a')))).toBe(value);
+    } finally {
+      aws.setLatency(primary, 0);
+    }
+    expect(west()).toBe(1);
+  });
+
+  it('stops at the Mount deadline without failing over', async () => {
+    const sm = await secretsManager({ auth: irsa(), failoverRegion: secondary, failoverEndpoint: aws.endpoint(secondary) });
+    await sm.fetch({ ref: 'shop/one', spec: {} }, context('a'));
+    const west = delta({ region: secondary });
+    aws.setLatency(primary, 1_000);
+    try {
+      const err = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a', { signal: AbortSignal.timeout(200) })));
+      expect(err.code).toBe('DeadlineExceeded');
+    } finally {
+      aws.setLatency(primary, 0);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    expect(west()).toBe(0);
+  });
+});

@@ -1,0 +1,207 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCanaries } from '../helpers/canary.js';
+import { fileMap, type MountRequest } from '../helpers/driver-client.js';
+import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
+import { awsRequest, primary, providerConfig, secondary, tokensOf, type Pod } from './fixture.js';
+
+const canaries = createCanaries();
+const dbPassword = canaries.next('ssm-db');
+const v1 = canaries.next('ssm-v1');
+const v2 = canaries.next('ssm-v2');
+const v3 = canaries.next('ssm-v3');
+const many = Array.from({ length: 12 }, (_, i) => canaries.next(`many-${i}`));
+const pathValues = { user: 'shop', password: canaries.next('path-pw'), nested: canaries.next('path-nested') };
+const jsonParameter = JSON.stringify({ token: canaries.next('json-token'), port: 5432 });
+const errors: string[] = [];
+const requests: MountRequest[] = [];
+
+let aws: AwsTestServer;
+let p: TestProvider;
+
+beforeAll(async () => {
+  aws = await startAwsTestServer({ regions: [primary, secondary] });
+  aws.defineRole({ name: 'shop-app', trust: [{ namespace: 'shop', serviceAccount: 'app' }], allow: ['/shop/*', 'shop-plain'] });
+  aws.defineRole({ name: 'shop-narrow', trust: [{ namespace: 'shop', serviceAccount: 'narrow' }], allow: ['/shop/config/*'] });
+  aws.associatePodIdentity({ namespace: 'shop', serviceAccount: 'app', role: 'shop-app' });
+  aws.putParameter('/shop/db/password', dbPassword, { type: 'SecureString' });
+  aws.putParameter('/shop/config/json', jsonParameter);
+  aws.putParameter('shop-plain', 'plain-value');
+  aws.putParameter('/shop/rotating', v1, { labels: ['stable'] });
+  aws.putParameter('/shop/rotating', v2, { labels: ['canary'] });
+  aws.putParameter('/shop/rotating', v3);
+  many.forEach((value, i) => aws.putParameter(`/shop/many/p${String(i).padStart(2, '0')}`, value));
+  aws.putParameter('/shop/app/user', pathValues.user);
+  aws.putParameter('/shop/app/password', pathValues.password, { type: 'SecureString' });
+  aws.putParameter('/shop/app/deep/nested', pathValues.nested);
+  aws.putParameter('/other/secret', canaries.next('other'));
+  p = await startTestProvider({ config: providerConfig(aws) });
+});
+
+afterAll(async () => {
+  await p?.stop();
+  await aws?.close();
+  for (const c of aws.issuedCredentials) canaries.add(c.secretAccessKey, ...(c.sessionToken ? [c.sessionToken] : []));
+  for (const r of requests) canaries.add(...tokensOf(r));
+  canaries.expectNoneIn(p.logs, 'provider logs');
+  canaries.expectNoneIn(errors, 'gRPC error messages');
+});
+
+function request(objects: string, pod: Pod = {}): MountRequest {
+  const req = awsRequest(aws, objects, pod);
+  requests.push(req);
+  return req;
+}
+
+async function mount(objects: string, pod: Pod = {}) {
+  const reply = await p.client.mount(request(objects, pod));
+  return { files: fileMap(reply), versions: new Map(reply.objectVersion.map((v) => [v.id, v.version])) };
+}
+
+async function failMount(objects: string, pod: Pod = {}) {
+  const err = await p.client.mountError(request(objects, pod));
+  errors.push(err.details);
+  return err;
+}
+
+function delta(filter: Parameters<AwsTestServer['count']>[0]) {
+  const before = aws.count(filter);
+  return () => aws.count(filter) - before;
+}
+
+describe('aws-parameter-store through the Mount socket', () => {
+  it('decrypts a SecureString and reports the parameter version', async () => {
+    const single = delta({ operation: 'GetParameter', status: 200 });
+    const { files, versions } = await mount(`- {name: db, store: ssm, ref: /shop/db/password}`);
+    expect(files.get('db')?.contents.toString()).toBe(dbPassword);
+    expect(versions.get('db')).toBe('1');
+    expect(single()).toBe(1);
+  });
+
+  it('reads versions and labels, in the version field or as a ref selector', async () => {
+    const { files, versions } = await mount(`
+- {name: latest, store: ssm, ref: /shop/rotating}
+- {name: first, store: ssm, ref: /shop/rotating, version: 1}
+- {name: stable, store: ssm, ref: /shop/rotating, version: stable}
+- {name: canary, store: ssm, ref: "/shop/rotating:canary"}
+- {name: second, store: ssm, ref: "/shop/rotating:2"}
+`);
+    expect(files.get('latest')?.contents.toString()).toBe(v3);
+    expect(files.get('first')?.contents.toString()).toBe(v1);
+    expect(files.get('stable')?.contents.toString()).toBe(v1);
+    expect(files.get('canary')?.contents.toString()).toBe(v2);
+    expect(files.get('second')?.contents.toString()).toBe(v2);
+    expect(versions.get('latest')).toBe('3');
+    expect(versions.get('stable')).toBe('1');
+    expect(versions.get('canary')).toBe('2');
+  });
+
+  it('batches 12 parameters into 2 GetParameters calls', async () => {
+    const batch = delta({ operation: 'GetParameters', status: 200 });
+    const single = delta({ operation: 'GetParameter' });
+    const objects = many.map((_, i) => `- {name: "many/p${i}", store: ssm, ref: /shop/many/p${String(i).padStart(2, '0')}}`).join('\n');
+    const { files } = await mount(objects);
+    many.forEach((value, i) => expect(files.get(`many/p${i}`)?.contents.toString()).toBe(value));
+    expect(batch()).toBe(2);
+    expect(single()).toBe(0);
+  });
+
+  it('applies key and select to a JSON parameter, and reads names without a leading slash and ARNs', async () => {
+    const arn = `arn:aws:ssm:${primary}:123456789012:parameter/shop/config/json`;
+    const { files } = await mount(`
+- {name: token, store: ssm, ref: /shop/config/json, key: token}
+- {name: port, store: ssm, ref: /shop/config/json, select: port}
+- {name: plain, store: ssm, ref: shop-plain}
+- {name: by-arn, store: ssm-pod, ref: "${arn}"}
+`);
+    const parsed = JSON.parse(jsonParameter) as { token: string };
+    expect(files.get('token')?.contents.toString()).toBe(parsed.token);
+    expect(files.get('port')?.contents.toString()).toBe('5432');
+    expect(files.get('plain')?.contents.toString()).toBe('plain-value');
+    expect(files.get('by-arn')?.contents.toString()).toBe(jsonParameter);
+  });
+
+  it('mounts every parameter under a path with expand: keys, recursively when asked', async () => {
+    const flat = await mount(`- {name: app, store: ssm, ref: /shop/app/, expand: keys}`);
+    expect([...flat.files.keys()].sort()).toEqual(['app/password', 'app/user']);
+    expect(flat.files.get('app/password')?.contents.toString()).toBe(pathValues.password);
+    const deep = await mount(`- {name: app, store: ssm, ref: /shop/app/, expand: keys, recursive: true}`);
+    expect([...deep.files.keys()].sort()).toEqual(['app/deep/nested', 'app/password', 'app/user']);
+    expect(deep.files.get('app/deep/nested')?.contents.toString()).toBe(pathValues.nested);
+  });
+
+  it('follows NextToken and bounds the number of parameters under a path', async () => {
+    const pages = delta({ operation: 'GetParametersByPath', status: 200 });
+    const { files } = await mount(`- {name: many, store: ssm, ref: /shop/many/, expand: keys}`);
+    expect(files.size).toBe(12);
+    expect(pages()).toBe(2);
+    for (let i = 0; i < 101; i += 1) aws.putParameter(`/shop/huge/p${i}`, 'x');
+    const err = await failMount(`- {name: huge, store: ssm, ref: /shop/huge/, expand: keys}`);
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('more than 100 parameters');
+  });
+
+  it('maps missing parameters, versions and denials to precise causes', async () => {
+    const missing = await failMount(`- {name: x, store: ssm, ref: /shop/missing}`);
+    expect(missing.code).toBe(status.NOT_FOUND);
+    expect(missing.details).toContain('ParameterNotFound');
+    const version = await failMount(`- {name: x, store: ssm, ref: /shop/rotating, version: 9}`);
+    expect(version.code).toBe(status.NOT_FOUND);
+    expect(version.details).toContain('ParameterVersionNotFound');
+    const denied = await failMount(`- {name: x, store: ssm, ref: /other/secret}`);
+    expect(denied.code).toBe(status.PERMISSION_DENIED);
+    expect(denied.details).toContain('role/shop-app');
+    expect(denied.details).toContain(primary);
+    const badRef = await failMount(`- {name: x, store: ssm, ref: "/shop/rotating:1", version: 2}`);
+    expect(badRef.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('gives each object its own cause when GetParameters is denied as a whole', async () => {
+    const refused = delta({ operation: 'GetParameters', error: 'AccessDeniedException' });
+    const err = await failMount(
+      `
+- {name: json, store: ssm, ref: /shop/config/json}
+- {name: db, store: ssm, ref: /shop/db/password}
+- {name: gone, store: ssm, ref: /shop/config/gone}
+`,
+      { serviceAccount: 'narrow' },
+    );
+    expect(refused()).toBe(1);
+    expect(err.code).toBe(status.PERMISSION_DENIED);
+    expect(err.details).toContain('"/shop/db/password"');
+    expect(err.details).toContain('role/shop-narrow');
+    expect(err.details).toContain('(and 1 more objects failed)');
+  });
+
+  it('reports missing names of a batch as NotFound without failing the others', async () => {
+    const err = await failMount(`
+- {name: ok, store: ssm, ref: /shop/config/json}
+- {name: gone, store: ssm, ref: /shop/gone}
+`);
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain('"/shop/gone"');
+    expect(err.details).not.toContain('more objects failed');
+  });
+
+  it('fails over to the secondary region on 5xx', async () => {
+    const west = delta({ region: secondary, operation: 'GetParameters', status: 200 });
+    aws.failNext(primary, Infinity, 'internal');
+    try {
+      const { files } = await mount(`
+- {name: json, store: ssm, ref: /shop/config/json}
+- {name: plain, store: ssm, ref: shop-plain}
+`);
+      expect(files.get('plain')?.contents.toString()).toBe('plain-value');
+    } finally {
+      aws.failNext(primary, 0);
+    }
+    expect(west()).toBe(1);
+  });
+
+  it('reads with EKS Pod Identity credentials', async () => {
+    const { files } = await mount(`- {name: db, store: ssm-pod, ref: /shop/db/password}`);
+    expect(files.get('db')?.contents.toString()).toBe(dbPassword);
+    expect(aws.calls.filter((c) => c.service === 'ssm').at(-1)?.principal).toContain('assumed-role/shop-app/');
+  });
+});

@@ -1,0 +1,301 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCanaries } from '../helpers/canary.js';
+import { fileMap, type MountRequest } from '../helpers/driver-client.js';
+import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
+import { awsRequest, primary, providerConfig, secondary, tokensOf, type Pod } from './fixture.js';
+
+const canaries = createCanaries();
+const password = canaries.next('db-password');
+const apiKey = canaries.next('api');
+const liveKey = canaries.next('live');
+const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => 255 - i));
+const oldValue = canaries.next('old');
+const newValue = canaries.next('new');
+const pendingValue = canaries.next('pending');
+const otherValue = canaries.next('other');
+const errors: string[] = [];
+const requests: MountRequest[] = [];
+
+let aws: AwsTestServer;
+let p: TestProvider;
+let versions: { old: string; current: string; pending: string; api: string };
+let apiArn: string;
+let staticKeys: { accessKeyId: string; secretAccessKey: string };
+
+beforeAll(async () => {
+  aws = await startAwsTestServer({ regions: [primary, secondary] });
+  aws.defineRole({ name: 'shop-app', trust: [{ namespace: 'shop', serviceAccount: 'app' }], allow: ['shop/*'] });
+  aws.defineRole({ name: 'shop-worker', trust: [{ namespace: 'shop', serviceAccount: 'worker' }], allow: ['shop/api'], batch: false });
+  for (const sa of ['burst', 'x', 'y']) aws.defineRole({ name: `shop-${sa}`, trust: [{ namespace: 'shop', serviceAccount: sa }], allow: ['shop/*'] });
+  aws.defineRole({ name: 'other-app', trust: [{ namespace: 'other', serviceAccount: 'app' }], allow: ['other/*'] });
+  aws.associatePodIdentity({ namespace: 'shop', serviceAccount: 'app', role: 'shop-app' });
+  staticKeys = aws.createAccessKey({ user: 'ci', allow: ['shop/api'] });
+  aws.putSecret('shop/db', JSON.stringify({ username: 'shop', password, keys: { live: liveKey, rotated: 3 } }));
+  const api = aws.putSecret('shop/api', apiKey);
+  apiArn = api.arn();
+  aws.putSecret('shop/cert', binary);
+  const old = aws.putSecret('shop/rotating', oldValue);
+  const current = aws.putSecret('shop/rotating', newValue);
+  const pending = aws.putSecret('shop/rotating', pendingValue, { stages: ['AWSPENDING'] });
+  aws.putSecret('shop/kms', canaries.next('kms'), { kmsDenied: true });
+  aws.putSecret('other/secret', otherValue);
+  versions = { old: old.versionId, current: current.versionId, pending: pending.versionId, api: api.versionId };
+  p = await startTestProvider({ config: providerConfig(aws) });
+});
+
+afterAll(async () => {
+  await p?.stop();
+  await aws?.close();
+  for (const c of aws.issuedCredentials) canaries.add(c.secretAccessKey, ...(c.sessionToken ? [c.sessionToken] : []));
+  for (const r of requests) canaries.add(...tokensOf(r));
+  canaries.expectNoneIn(p.logs, 'provider logs');
+  canaries.expectNoneIn(errors, 'gRPC error messages');
+});
+
+function request(objects: string, pod: Pod = {}): MountRequest {
+  const req = awsRequest(aws, objects, pod);
+  requests.push(req);
+  return req;
+}
+
+async function mount(objects: string, pod: Pod = {}) {
+  const reply = await p.client.mount(request(objects, pod));
+  return { files: fileMap(reply), versions: new Map(reply.objectVersion.map((v) => [v.id, v.version])) };
+}
+
+async function failMount(objects: string, pod: Pod = {}) {
+  const err = await p.client.mountError(request(objects, pod));
+  errors.push(err.details);
+  return err;
+}
+
+function delta(filter: Parameters<AwsTestServer['count']>[0]) {
+  const before = aws.count(filter);
+  return () => aws.count(filter) - before;
+}
+
+describe('aws-secrets-manager through the Mount socket', () => {
+  it('mounts a string, a binary and fields of a JSON secret with one BatchGetSecretValue (IRSA)', async () => {
+    const batch = delta({ operation: 'BatchGetSecretValue', region: primary, status: 200 });
+    const single = delta({ operation: 'GetSecretValue' });
+    const { files, versions: objectVersions } = await mount(`
+- {name: api, ref: shop/api}
+- {name: cert.der, ref: shop/cert}
+- {name: db/password, ref: shop/db, key: password}
+- {name: keys.json, ref: shop/db, select: keys}
+- {name: live, ref: shop/db, select: keys.live}
+`);
+    expect(files.get('api')?.contents.toString()).toBe(apiKey);
+    expect(files.get('cert.der')?.contents.equals(binary)).toBe(true);
+    expect(files.get('db/password')?.contents.toString()).toBe(password);
+    expect(JSON.parse(files.get('keys.json')!.contents.toString())).toEqual({ live: liveKey, rotated: 3 });
+    expect(files.get('live')?.contents.toString()).toBe(liveKey);
+    expect(objectVersions.get('api')).toBe(versions.api);
+    expect(batch()).toBe(1);
+    expect(single()).toBe(0);
+  });
+
+  it('reads pinned versions and stages with GetSecretValue', async () => {
+    const single = delta({ operation: 'GetSecretValue', status: 200 });
+    const { files, versions: objectVersions } = await mount(`
+- {name: old, ref: shop/rotating, version: "${versions.old}"}
+- {name: previous, ref: shop/rotating, versionStage: AWSPREVIOUS}
+- {name: pending, ref: shop/rotating, versionStage: AWSPENDING}
+- {name: current, ref: shop/rotating}
+`);
+    expect(files.get('old')?.contents.toString()).toBe(oldValue);
+    expect(files.get('previous')?.contents.toString()).toBe(oldValue);
+    expect(files.get('pending')?.contents.toString()).toBe(pendingValue);
+    expect(files.get('current')?.contents.toString()).toBe(newValue);
+    expect(objectVersions.get('old')).toBe(versions.old);
+    expect(objectVersions.get('pending')).toBe(versions.pending);
+    expect(objectVersions.get('current')).toBe(versions.current);
+    expect(single()).toBe(4);
+  });
+
+  it('reads a secret by ARN', async () => {
+    const { files } = await mount(`- {name: api, ref: "${apiArn}"}`);
+    expect(files.get('api')?.contents.toString()).toBe(apiKey);
+  });
+
+  it('authenticates through the EKS Pod Identity agent', async () => {
+    const agent = delta({ service: 'pod-identity', status: 200 });
+    const sts = delta({ service: 'sts' });
+    const { files } = await mount(`- {name: api, store: sm-pod, ref: shop/api}`);
+    expect(files.get('api')?.contents.toString()).toBe(apiKey);
+    await mount(`- {name: api, store: sm-pod, ref: shop/api}`);
+    expect(agent()).toBe(1);
+    expect(sts()).toBe(0);
+    const last = aws.calls.filter((c) => c.service === 'secretsmanager').at(-1);
+    expect(last?.principal).toMatch(/assumed-role\/shop-app\/eks-test-shop-app$/);
+  });
+
+  it('signs with static keys from nodePublishSecretRef where the store allows them', async () => {
+    const secrets = { awsAccessKeyId: staticKeys.accessKeyId, awsSecretAccessKey: staticKeys.secretAccessKey };
+    const { files } = await mount(`- {name: api, store: sm-static, ref: shop/api}`, { secrets });
+    expect(files.get('api')?.contents.toString()).toBe(apiKey);
+    expect(aws.calls.filter((c) => c.service === 'secretsmanager').at(-1)?.principal).toBe('arn:aws:iam::123456789012:user/ci');
+    const missing = await failMount(`- {name: api, store: sm-static, ref: shop/api}`);
+    expect(missing.code).toBe(status.INVALID_ARGUMENT);
+    expect(missing.details).toContain('awsAccessKeyId');
+  });
+
+  it('maps AWS errors to precise causes naming secret, region and role', async () => {
+    const notFound = await failMount(`- {name: x, ref: shop/missing}`);
+    expect(notFound.code).toBe(status.NOT_FOUND);
+    expect(notFound.details).toContain('"shop/missing"');
+    expect(notFound.details).toContain('ResourceNotFoundException');
+    expect(notFound.details).toContain(primary);
+
+    const denied = await failMount(`- {name: x, ref: other/secret}`);
+    expect(denied.code).toBe(status.PERMISSION_DENIED);
+    expect(denied.details).toContain('AccessDeniedException');
+    expect(denied.details).toContain('arn:aws:iam::123456789012:role/shop-app');
+    expect(denied.details).toContain('"other/secret"');
+    expect(denied.details).toContain(primary);
+
+    const kms = await failMount(`- {name: x, ref: shop/kms}`);
+    expect(kms.code).toBe(status.PERMISSION_DENIED);
+    expect(kms.details).toContain('DecryptionFailure');
+
+    const stage = await failMount(`- {name: x, ref: shop/api, versionStage: NOPE}`);
+    expect(stage.code).toBe(status.NOT_FOUND);
+  });
+
+  it('reports each object of a batch with its own cause', async () => {
+    const err = await failMount(`
+- {name: api, ref: shop/api}
+- {name: gone, ref: shop/gone}
+`);
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain('"shop/gone"');
+    expect(err.details).not.toContain('more objects failed');
+  });
+
+  it('falls back to GetSecretValue when the role may not BatchGetSecretValue', async () => {
+    const refused = delta({ operation: 'BatchGetSecretValue', error: 'AccessDeniedException' });
+    const single = delta({ operation: 'GetSecretValue' });
+    const err = await failMount(
+      `
+- {name: api, ref: shop/api}
+- {name: db, ref: shop/db, key: password}
+`,
+      { serviceAccount: 'worker' },
+    );
+    // The role may read shop/api only: the object it may not read fails alone, with its own cause.
+    expect(err.code).toBe(status.PERMISSION_DENIED);
+    expect(err.details).toContain('"shop/db"');
+    expect(refused()).toBe(1);
+    expect(single()).toBe(2);
+  });
+
+  it('rejects schema problems in backend fields', async () => {
+    const err = await failMount(`- {name: x, ref: shop/api, versionStag: AWSCURRENT}`);
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('objects[0].versionStag: unknown field');
+  });
+});
+
+describe('failover and throttling', () => {
+  it('reads from the failover region when the primary answers 5xx', async () => {
+    const east = delta({ region: primary, error: 'InternalServiceError' });
+    const west = delta({ region: secondary, status: 200 });
+    aws.failNext(primary, Infinity, 'internal');
+    try {
+      const { files } = await mount(`
+- {name: api, ref: shop/api}
+- {name: db, ref: shop/db, key: password}
+- {name: arn, ref: "${apiArn}", version: "${versions.api}"}
+`);
+      expect(files.get('api')?.contents.toString()).toBe(apiKey);
+      expect(files.get('db')?.contents.toString()).toBe(password);
+      expect(files.get('arn')?.contents.toString()).toBe(apiKey);
+    } finally {
+      aws.failNext(primary, 0);
+    }
+    expect(east()).toBeGreaterThan(0);
+    expect(west()).toBe(2);
+    expect(p.logs.some((l) => l.includes('reading from the failover region'))).toBe(true);
+  });
+
+  it('does not fail over on 404 or 403', async () => {
+    const west = delta({ region: secondary });
+    expect((await failMount(`- {name: x, ref: shop/missing}`)).code).toBe(status.NOT_FOUND);
+    expect((await failMount(`- {name: x, ref: other/secret}`)).code).toBe(status.PERMISSION_DENIED);
+    expect(west()).toBe(0);
+  });
+
+  it("reports the primary's cause when both regions fail", async () => {
+    aws.failNext(primary, Infinity, 'internal');
+    aws.failNext(secondary, Infinity, 'throttling');
+    try {
+      const err = await failMount(`- {name: api, ref: shop/api}`);
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.details).toContain('InternalServiceError');
+      expect(err.details).toContain(primary);
+      expect(err.details).not.toMatch(/all regions/i);
+    } finally {
+      aws.failNext(primary, 0);
+      aws.failNext(secondary, 0);
+    }
+  });
+
+  it('retries throttling within the deadline, in the primary region', async () => {
+    const throttled = delta({ region: primary, error: 'ThrottlingException' });
+    const west = delta({ region: secondary });
+    aws.failNext(primary, 2, 'throttling');
+    const { files } = await mount(`- {name: api, ref: shop/api}`);
+    expect(files.get('api')?.contents.toString()).toBe(apiKey);
+    expect(throttled()).toBe(2);
+    expect(west()).toBe(0);
+  });
+});
+
+describe('identities', () => {
+  it('caches credentials per identity and never shares them between service accounts', async () => {
+    const assume = delta({ service: 'sts', status: 200 });
+    for (const serviceAccount of ['x', 'x', 'y', 'y', 'x']) await mount(`- {name: api, ref: shop/api}`, { serviceAccount });
+    expect(assume()).toBe(2);
+    const signed = aws.calls.filter((c) => c.service === 'secretsmanager' && c.status === 200).slice(-5);
+    const x = 'arn:aws:sts::123456789012:assumed-role/shop-x/shop.x';
+    const y = 'arn:aws:sts::123456789012:assumed-role/shop-y/shop.y';
+    expect(signed.map((c) => c.principal)).toEqual([x, x, y, y, x]);
+    const keyOf = (principal: string) => new Set(signed.filter((c) => c.principal === principal).map((c) => c.accessKeyId));
+    expect(keyOf(x).size).toBe(1);
+    expect(keyOf(y).size).toBe(1);
+    expect([...keyOf(x)][0]).not.toBe([...keyOf(y)][0]);
+  });
+
+  it('lets concurrent Mounts of a new identity share one AssumeRoleWithWebIdentity', async () => {
+    const assume = delta({ service: 'sts', status: 200 });
+    const replies = await Promise.all(Array.from({ length: 4 }, () => mount(`- {name: api, ref: shop/api}`, { serviceAccount: 'burst' })));
+    expect(replies.every((r) => r.files.get('api')?.contents.toString() === apiKey)).toBe(true);
+    expect(assume()).toBe(1);
+  });
+
+  it('refuses a role outside the store pattern before calling STS', async () => {
+    const sts = delta({ service: 'sts' });
+    const err = await failMount(`- {name: api, ref: shop/api}`, { role: aws.roleArn('other-app') });
+    expect(err.code).toBe(status.PERMISSION_DENIED);
+    expect(err.details).toContain('not allowed');
+    expect(sts()).toBe(0);
+  });
+
+  it('names the role when STS refuses a service account its trust policy does not list', async () => {
+    const err = await failMount(`- {name: api, ref: shop/api}`, { serviceAccount: 'intruder', role: aws.roleArn('shop-app') });
+    expect(err.code).toBe(status.PERMISSION_DENIED);
+    expect(err.details).toContain('AssumeRoleWithWebIdentity');
+    expect(err.details).toContain('arn:aws:iam::123456789012:role/shop-app');
+  });
+
+  it('drops credentials AWS says expired and assumes the role again', async () => {
+    const assume = delta({ service: 'sts', status: 200 });
+    aws.advance(2 * 3600_000);
+    const { files } = await mount(`- {name: api, ref: shop/api}`);
+    expect(files.get('api')?.contents.toString()).toBe(apiKey);
+    expect(assume()).toBe(1);
+    expect(aws.count({ error: 'ExpiredTokenException' })).toBeGreaterThan(0);
+  });
+});
