@@ -18,18 +18,32 @@ export type ErrorCode = (typeof errorCodes)[number];
  */
 export class ProviderError extends Error {
   override readonly name = 'ProviderError';
+  /** Seconds the caller may wait before retrying, when the store said so. */
+  readonly retryAfterSeconds?: number;
+  /**
+   * Whether calling the store again may help (an outage, throttling, a reset connection). Defaults
+   * to true for Unavailable; a backend sets false where a retry cannot help (a TLS verification
+   * failure) or where it already retried itself, and true for its own per-call timeouts.
+   */
+  readonly transient: boolean;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
-    /** Seconds the caller may wait before retrying, when the store said so. */
-    readonly retryAfterSeconds?: number,
+    extra?: number | { retryAfterSeconds?: number; transient?: boolean },
   ) {
     super(message);
+    const options = typeof extra === 'number' ? { retryAfterSeconds: extra } : (extra ?? {});
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.transient = options.transient ?? code === 'Unavailable';
   }
 
   /** Same code, message prefixed with where it happened (`objects[2] "db": ...`). */
   within(context: string): ProviderError {
-    return new ProviderError(this.code, `${context}: ${this.message}`, this.retryAfterSeconds);
+    return new ProviderError(this.code, `${context}: ${this.message}`, {
+      retryAfterSeconds: this.retryAfterSeconds,
+      transient: this.transient,
+    });
   }
 }
 

@@ -2,6 +2,7 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import { UsageError } from './cli/class-file.js';
 import type { Io } from './cli/flags.js';
+import { migrateUsage, runMigrate } from './cli/migrate.js';
 import { mountUsage, runMount } from './cli/mount.js';
 import { renderUsage, runRender } from './cli/render.js';
 import { readServeFlags, runServe, serveUsage } from './cli/serve.js';
@@ -18,11 +19,13 @@ commands:
   render     run a SecretProviderClass through the pipeline locally and show the files
   validate   check a provider config and a SecretProviderClass offline
   mount      send a driver-like Mount to a running provider
+  migrate    convert a vault or aws SecretProviderClass into one for this provider
 
 ${serveUsage}
 ${renderUsage}
 ${validateUsage}
-${mountUsage}`;
+${mountUsage}
+${migrateUsage}`;
 
 const levels = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -44,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
         return await runValidate(args, io, cliLogger(io));
       case 'mount':
         return await runMount(args, io);
+      case 'migrate':
+        return await runMigrate(args, io);
       case 'version':
       case '--version':
         io.stdout(`${runtimeVersion}\n`);
@@ -76,11 +81,13 @@ async function serve(args: string[], io: Io): Promise<number> {
   if (!Number.isFinite(flags.graceSeconds) || flags.graceSeconds < 0) throw new UsageError('--grace-period: seconds, 0 or more');
   const logger = createLogger({ level: flags.logLevel as LevelWithSilent, destination: pino.destination({ sync: true }) });
   guardProcess(logger);
-  const provider = await runServe(flags, { logger, metrics: createMetrics() });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // Listen before starting: a signal that arrives while the provider binds must still drain it.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  const provider = await runServe(flags, { logger, metrics: createMetrics() });
+  const signal = await stopSignal;
   logger.info({ signal }, 'shutting down');
   await provider.stop();
   // Idle keep-alive handles of client libraries must not hold a stopped provider open.

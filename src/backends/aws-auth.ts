@@ -17,38 +17,54 @@ const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' 
 
 const auth = z.discriminatedUnion('method', [
   z.strictObject({
-    method: z.literal('irsa'),
-    /** Audience of the pod token presented to STS (the IAM OIDC provider's client id). */
-    audience: z.string().min(1).default('sts.amazonaws.com'),
-    /** Role ARNs a class may ask for, e.g. `arn:aws:iam::123456789012:role/{namespace}-*`. */
-    roleArnPattern: z.string().min(1).optional(),
-    /** STS endpoint; the store region's regional endpoint when absent. */
-    stsEndpoint: httpUrl.optional(),
+    method: z.literal('irsa').describe('IRSA: AssumeRoleWithWebIdentity with the pod\'s token and the class\'s `role`.'),
+    audience: z
+      .string()
+      .min(1)
+      .default('sts.amazonaws.com')
+      .describe('Audience of the pod token presented to STS (the IAM OIDC provider\'s client id).'),
+    roleArnPattern: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Role ARNs a class may ask for, e.g. `arn:aws:iam::123456789012:role/{namespace}-*`; `{namespace}` and `{serviceAccount}` are the pod\'s, `*` matches anything.',
+      ),
+    stsEndpoint: httpUrl.optional().describe('STS endpoint; the store region\'s regional endpoint when absent.'),
   }),
   z.strictObject({
-    method: z.literal('pod-identity'),
-    audience: z.string().min(1).default('pods.eks.amazonaws.com'),
-    agentUrl: httpUrl.optional(),
-    /** Use the agent's IPv6 address (IPv6-only clusters). */
-    ipv6: z.boolean().default(false),
+    method: z.literal('pod-identity').describe('EKS Pod Identity: the node\'s agent exchanges the pod\'s token for credentials.'),
+    audience: z
+      .string()
+      .min(1)
+      .default('pods.eks.amazonaws.com')
+      .describe('Audience of the pod token presented to the Pod Identity agent.'),
+    agentUrl: httpUrl.optional().describe('The Pod Identity agent\'s credentials URL (default `http://169.254.170.23/v1/credentials`).'),
+    ipv6: z.boolean().default(false).describe('Use the agent\'s IPv6 address (IPv6-only clusters).'),
   }),
   z.strictObject({
-    method: z.literal('static'),
-    /** Access keys come from the class's nodePublishSecretRef (awsAccessKeyId, awsSecretAccessKey). */
-    allowFromSecret: z.boolean().default(false),
+    method: z.literal('static').describe('Access keys from the volume\'s nodePublishSecretRef (discouraged).'),
+    allowFromSecret: z
+      .boolean()
+      .default(false)
+      .describe('Must be true for static auth: keys come from nodePublishSecretRef (awsAccessKeyId, awsSecretAccessKey, awsSessionToken).'),
   }),
 ]);
 
 export const awsStoreOptions = z.strictObject({
-  region,
-  /** Service endpoint (VPC or FIPS endpoints; tests); the SDK's regional endpoint when absent. */
-  endpoint: httpUrl.optional(),
-  /** Region read when the primary answers 5xx, throttles or cannot be reached. */
-  failoverRegion: region.optional(),
-  failoverEndpoint: httpUrl.optional(),
-  auth,
-  /** Budget of one call to AWS, SDK retries included. */
-  timeout: duration.refine((ms) => ms > 0, 'must be above zero').default(10_000),
+  region: region.describe('Region of the service.'),
+  endpoint: httpUrl
+    .optional()
+    .describe('Service endpoint (VPC interface or FIPS endpoints); the SDK\'s regional endpoint when absent.'),
+  failoverRegion: region
+    .optional()
+    .describe('Region read when the primary answers 5xx, throttles or cannot be reached (not on 4xx).'),
+  failoverEndpoint: httpUrl.optional().describe('Service endpoint in failoverRegion (needs failoverRegion).'),
+  auth: auth.describe('How the store obtains AWS credentials for the pod.'),
+  timeout: duration
+    .refine((ms) => ms > 0, 'must be above zero')
+    .default(10_000)
+    .describe('Budget of one call to AWS, SDK retries included.'),
 });
 
 export type AwsStoreOptions = z.infer<typeof awsStoreOptions>;
@@ -573,7 +589,11 @@ export interface ErrorContext {
   readonly scrub: readonly string[];
 }
 
-/** One message shape for every AWS failure: service, action, object, region, identity and AWS's own cause. */
+/**
+ * One message shape for every AWS failure: service, action, object, region, identity and AWS's own
+ * cause. The SDK has already retried (adaptive mode, with its client-side rate limiting) and the
+ * failover region was tried, so the shared store guard must not multiply those calls.
+ */
 export function describeAwsError(err: unknown, where: ErrorContext): ProviderError {
   if (err instanceof ProviderError) return err;
   if (isAbort(err)) {
@@ -584,7 +604,9 @@ export function describeAwsError(err: unknown, where: ErrorContext): ProviderErr
     return new ProviderError('DeadlineExceeded', `${where.service} did not answer ${where.doing} in ${where.region} within the store's timeout`);
   }
   if (isNetworkError(err)) {
-    return new ProviderError('Unavailable', `cannot reach ${where.service} in ${where.region} for ${where.doing} (${errorName(err)})`);
+    return new ProviderError('Unavailable', `cannot reach ${where.service} in ${where.region} for ${where.doing} (${errorName(err)})`, {
+      transient: false,
+    });
   }
   const code = codeFor(err);
   const name = e.name ?? 'Error';
@@ -594,6 +616,7 @@ export function describeAwsError(err: unknown, where: ErrorContext): ProviderErr
   return new ProviderError(
     code,
     `${where.service} ${verb} ${where.doing} in ${where.region} as ${where.caller}: ${name}${status ? ` (HTTP ${status})` : ''}${detail}`,
+    { transient: false },
   );
 }
 

@@ -1,7 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
 import { resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type * as K8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { ProviderError } from '../errors.js';
@@ -13,16 +12,23 @@ type Client = typeof K8s;
 
 const options = z
   .strictObject({
-    /** `pod` reads with the pod's own token (its RBAC applies); `provider` with the kubeconfig's credentials. */
-    identity: z.enum(['pod', 'provider']).default('pod'),
-    /** Audience of the pod token to present; "" is the API server's own. */
-    audience: z.string().default(''),
-    /** A kubeconfig file for a remote cluster (or a laptop); in-cluster config when absent. */
-    kubeconfig: z.string().min(1).optional(),
-    /** The kubeconfig context to use instead of its current-context. */
-    context: z.string().min(1).optional(),
-    /** Budget for one read, retries included. */
-    timeout: duration.refine((ms) => ms > 0, 'must be above zero').default(10_000),
+    identity: z
+      .enum(['pod', 'provider'])
+      .default('pod')
+      .describe(
+        '`pod` reads with the pod\'s own token (its RBAC applies); `provider` with the provider\'s own credentials, which needs access rules that restrict namespaces.',
+      ),
+    audience: z.string().default('').describe('Audience of the pod token to present; `""` is the API server\'s own.'),
+    kubeconfig: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A kubeconfig file for a remote cluster (or a laptop); the in-cluster config when absent.'),
+    context: z.string().min(1).optional().describe('The kubeconfig context to use instead of its current-context (needs kubeconfig).'),
+    timeout: duration
+      .refine((ms) => ms > 0, 'must be above zero')
+      .default(10_000)
+      .describe('Budget for one read, retries included.'),
   })
   .refine((o) => o.context === undefined || o.kubeconfig !== undefined, {
     message: 'context needs kubeconfig',
@@ -31,11 +37,11 @@ const options = z
 
 type Options = z.infer<typeof options>;
 
-const objectFields = z.strictObject({
-  kind: z.enum(['secret', 'configmap']).default('secret'),
+export const kubernetesObjectFields = z.strictObject({
+  kind: z.enum(['secret', 'configmap']).default('secret').describe('Read a Secret or a ConfigMap.'),
 });
 
-type Spec = z.infer<typeof objectFields>;
+type Spec = z.infer<typeof kubernetesObjectFields>;
 type ObjectKind = Spec['kind'];
 
 interface Target {
@@ -81,7 +87,7 @@ function createStore({ k8s, name, opts, kc, agent, api }: StoreParts): StoreBack
   return {
     name,
     audience: opts.identity === 'pod' ? opts.audience : undefined,
-    parseSpec: (fields, at) => parseOrThrow(objectFields, fields, at),
+    parseSpec: (fields, at) => parseOrThrow(kubernetesObjectFields, fields, at),
     async fetch({ ref, version, spec }, ctx) {
       if (version !== undefined) {
         throw new ProviderError('InvalidArgument', 'the kubernetes store serves only the current object; remove version');
@@ -90,7 +96,7 @@ function createStore({ k8s, name, opts, kc, agent, api }: StoreParts): StoreBack
       // The token is checked before any request so that a missing or expired one never reaches the server.
       const authorization = opts.identity === 'pod' ? `Bearer ${ctx.tokenFor(opts.audience)}` : undefined;
       const read = (signal: AbortSignal) => readObject(api, target, requestAuth(kc, agent, authorization, signal));
-      const object = await readWithRetries(read, { k8s, target, ctx, opts, storeName: name });
+      const object = await readOnce(read, { k8s, target, ctx, opts, storeName: name });
       return toFetchResult(target.kind, object);
     },
     async close() {
@@ -231,39 +237,17 @@ interface CallScope {
   readonly storeName: string;
 }
 
-const maxAttempts = 3;
-const baseBackoffMs = 200;
-
-/** Retries throttling and server errors within the store timeout and the Mount's signal. */
-async function readWithRetries<T>(read: (signal: AbortSignal) => Promise<T>, scope: CallScope): Promise<T> {
+/**
+ * One attempt within the store timeout and the Mount's signal. Retries belong to the shared store
+ * guard; this only classifies the failure (a TLS verification failure is not worth retrying).
+ */
+async function readOnce<T>(read: (signal: AbortSignal) => Promise<T>, scope: CallScope): Promise<T> {
   const timeout = AbortSignal.timeout(scope.opts.timeout);
-  const signal = AbortSignal.any([scope.ctx.signal, timeout]);
-  const deadline = Date.now() + scope.opts.timeout;
-  for (let attempt = 1; ; attempt += 1) {
-    let failure: Failure;
-    try {
-      return await read(signal);
-    } catch (err) {
-      failure = classifyFailure(err, scope, timeout);
-    }
-    const waitMs = retryDelayMs(failure, attempt);
-    if (waitMs === undefined || Date.now() + waitMs >= deadline) throw failure.error;
-    try {
-      await sleep(waitMs, undefined, { signal });
-    } catch (err) {
-      throw classifyFailure(err, scope, timeout).error;
-    }
+  try {
+    return await read(AbortSignal.any([scope.ctx.signal, timeout]));
+  } catch (err) {
+    throw classifyFailure(err, scope, timeout);
   }
-}
-
-interface Failure {
-  readonly error: ProviderError;
-  readonly retryable: boolean;
-}
-
-function retryDelayMs({ error, retryable }: Failure, attempt: number): number | undefined {
-  if (!retryable || attempt >= maxAttempts) return undefined;
-  return error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1000 : baseBackoffMs * 2 ** (attempt - 1);
 }
 
 const tlsErrorCodes = new Set([
@@ -277,8 +261,8 @@ const tlsErrorCodes = new Set([
   'CERT_SIGNATURE_FAILURE',
 ]);
 
-function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): Failure {
-  if (err instanceof ProviderError) return { error: err, retryable: false };
+function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): ProviderError {
+  if (err instanceof ProviderError) return err;
   if (err instanceof scope.k8s.ApiException) return classifyStatus(err, scope);
   const { target, ctx, opts } = scope;
   const what = describeTarget(target);
@@ -287,26 +271,30 @@ function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): 
       return fail('DeadlineExceeded', `reading ${what} was cancelled (the Mount ended or its deadline passed)`);
     }
     if (timeout.aborted) {
-      return fail('DeadlineExceeded', `the API server did not answer for ${what} within ${opts.timeout / 1000}s (the store timeout)`);
+      return new ProviderError(
+        'DeadlineExceeded',
+        `the API server did not answer for ${what} within ${opts.timeout / 1000}s (the store timeout)`,
+        { transient: true },
+      );
     }
   }
   if (err instanceof Error && err.name === 'FetchError') {
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string' && tlsErrorCodes.has(code)) {
-      return fail('Unavailable', `TLS verification of the API server failed reading ${what} (${code})`);
+      return new ProviderError('Unavailable', `TLS verification of the API server failed reading ${what} (${code})`, { transient: false });
     }
     const cause = typeof code === 'string' ? code : 'network error';
-    return { ...fail('Unavailable', `cannot reach the API server reading ${what} (${cause})`), retryable: true };
+    return fail('Unavailable', `cannot reach the API server reading ${what} (${cause})`);
   }
   return fail('Internal', `reading ${what} failed unexpectedly (${describeCause(err)})`);
 }
 
-function fail(code: ProviderError['code'], message: string, retryAfterSeconds?: number): Failure {
-  return { error: new ProviderError(code, message, retryAfterSeconds), retryable: false };
+function fail(code: ProviderError['code'], message: string, retryAfterSeconds?: number): ProviderError {
+  return new ProviderError(code, message, retryAfterSeconds);
 }
 
 /** Maps an API `Status` answer; only its `reason` word is quoted, never its message. */
-function classifyStatus({ code, body, headers }: K8s.ApiException<unknown>, scope: CallScope): Failure {
+function classifyStatus({ code, body, headers }: K8s.ApiException<unknown>, scope: CallScope): ProviderError {
   const status = parseStatus(body);
   const reason = status.reason ?? defaultReason(code);
   const what = describeTarget(scope.target);
@@ -321,10 +309,7 @@ function classifyStatus({ code, body, headers }: K8s.ApiException<unknown>, scop
   if (code === 404) return fail('NotFound', `${what} not found (${reason})`);
   if (code === 429 || code >= 500) {
     const retryAfter = parseRetryAfter(headers['retry-after']) ?? status.retryAfterSeconds;
-    return {
-      error: new ProviderError('Unavailable', `the API server answered ${code} (${reason}) for ${what}`, retryAfter),
-      retryable: true,
-    };
+    return fail('Unavailable', `the API server answered ${code} (${reason}) for ${what}`, retryAfter);
   }
   return fail('Internal', `the API server answered ${code} (${reason}) for ${what}`);
 }

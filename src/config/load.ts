@@ -4,7 +4,15 @@ import { parse as parseYaml } from 'yaml';
 import { findBackend, backendDefinitions } from '../backends/registry.js';
 import type { BackendDefinition } from '../backends/types.js';
 import { parseWith } from '../schema.js';
-import { providerConfig, storeCommon, storeCommonKeys, type AccessRule, type CacheSettings } from './schema.js';
+import {
+  providerConfig,
+  storeCommon,
+  storeCommonKeys,
+  type AccessRule,
+  type BreakerSettings,
+  type CacheSettings,
+  type RetrySettings,
+} from './schema.js';
 
 export interface StoreConfig {
   readonly name: string;
@@ -13,6 +21,8 @@ export interface StoreConfig {
   readonly cache: CacheSettings;
   readonly access: readonly AccessRule[];
   readonly concurrency: number;
+  readonly retry: RetrySettings;
+  readonly breaker: BreakerSettings;
   readonly restrictsNamespaces: boolean;
   /** Canonical text of the whole entry: an unchanged store keeps its clients across reloads. */
   readonly fingerprint: string;
@@ -45,7 +55,9 @@ export async function parseProviderConfig(text: string, baseDir: string): Promis
   if (text.length > maxConfigBytes) return { ok: false, problems: [`config is larger than ${maxConfigBytes} bytes`] };
   let raw: unknown;
   try {
-    raw = parseYaml(text, { maxAliasCount: 0, uniqueKeys: true });
+    // logLevel error: YAML warnings would otherwise go to stderr through process.emitWarning with a
+    // code frame of the config text, which may hold an inline versionKey. Found by fuzzing.
+    raw = parseYaml(text, { maxAliasCount: 0, uniqueKeys: true, logLevel: 'error' });
   } catch (err) {
     return { ok: false, problems: [`config is not valid YAML: ${firstLine(err)}`] };
   }
@@ -95,6 +107,8 @@ function parseStore(entry: Record<string, unknown>, at: string, problems: string
     cache: common.value.cache,
     access: common.value.access,
     concurrency: common.value.concurrency,
+    retry: common.value.retry,
+    breaker: common.value.breaker,
     restrictsNamespaces,
     fingerprint: JSON.stringify(entry),
   };

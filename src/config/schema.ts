@@ -5,12 +5,15 @@ const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 const accessMatch = z
   .strictObject({
-    /** Namespace globs (`team-*`). */
-    namespaces: z.array(z.string().min(1)).min(1).optional(),
-    /** Service-account name globs. */
-    serviceAccounts: z.array(z.string().min(1)).min(1).optional(),
-    /** Ref globs; `{namespace}` and `{serviceAccount}` are replaced by the pod's. `*` stays within one path element, `**` crosses them. */
-    refs: z.array(z.string().min(1)).min(1).optional(),
+    namespaces: z.array(z.string().min(1)).min(1).optional().describe('Namespace globs of the pod (`shop`, `team-*`).'),
+    serviceAccounts: z.array(z.string().min(1)).min(1).optional().describe('Service-account name globs of the pod.'),
+    refs: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe(
+        'Ref globs; `{namespace}` and `{serviceAccount}` are replaced by the pod\'s. `*` stays within one path element, `**` crosses them.',
+      ),
   })
   .refine((m) => m.namespaces || m.serviceAccounts || m.refs, {
     message: 'name at least one of namespaces, serviceAccounts, refs',
@@ -18,45 +21,86 @@ const accessMatch = z
 export type AccessMatch = z.infer<typeof accessMatch>;
 
 export const accessRule = z.union([
-  z.strictObject({ allow: accessMatch }),
-  z.strictObject({ deny: accessMatch }),
+  z.strictObject({ allow: accessMatch.describe('Allows the Mount when every field it names matches; with allow rules, one must match.') }),
+  z.strictObject({ deny: accessMatch.describe('Refuses the object when every field it names matches; a matching deny always wins.') }),
 ]);
 export type AccessRule = z.infer<typeof accessRule>;
 
 export const cacheSettings = z.strictObject({
-  /** How long a resolved value is reused for the same identity; 0 disables the cache. */
-  ttl: duration.default(60_000),
-  maxEntries: z.number().int().positive().default(10_000),
-  maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
-  /** When the store fails, serve a cached value up to this old instead. Off by default. */
-  staleIfError: duration.optional(),
+  ttl: duration.default(60_000).describe('How long a resolved value is reused for the same identity; 0 disables the cache.'),
+  maxEntries: z.number().int().positive().default(10_000).describe('Most values the store\'s cache holds; the least recently used go first.'),
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024)
+    .describe('Most bytes of values the store\'s cache holds.'),
+  staleIfError: duration
+    .optional()
+    .describe('When the store fails, serve a cached value up to this old instead. Off when absent.'),
 });
 export type CacheSettings = z.infer<typeof cacheSettings>;
 
+export const retrySettings = z.strictObject({
+  attempts: z.number().int().min(1).max(10).default(3).describe('Calls per object at most, the first included; only transient failures (outages, throttling, resets, store timeouts) are retried.'),
+  baseDelay: duration.default(100).describe("First backoff; doubles per attempt up to maxDelay, with jitter. A store's Retry-After wins."),
+  maxDelay: duration.default(2_000).describe('Longest backoff between two attempts.'),
+});
+export type RetrySettings = z.infer<typeof retrySettings>;
+
+export const breakerSettings = z.strictObject({
+  failures: z.number().int().min(1).default(5).describe('Consecutive failed calls (outage, timeout) that open the circuit.'),
+  openFor: duration.default(30_000).describe('How long an open circuit fails fast before one probe call may try the store again.'),
+});
+export type BreakerSettings = z.infer<typeof breakerSettings>;
+
 /** Fields every store has; the rest of a store entry belongs to its backend. */
 export const storeCommon = z.object({
-  name: z.string().regex(dnsLabel, 'must be a DNS label (lowercase letters, digits, -)'),
-  backend: z.string().min(1),
-  cache: cacheSettings.default(() => cacheSettings.parse({})),
-  access: z.array(accessRule).default([]),
-  /** Most calls in flight to this store at once. */
-  concurrency: z.number().int().positive().max(1024).default(16),
+  name: z
+    .string()
+    .regex(dnsLabel, 'must be a DNS label (lowercase letters, digits, -)')
+    .describe('The store\'s name (a DNS label); objects refer to it with `store:`.'),
+  backend: z
+    .string()
+    .min(1)
+    .describe('The backend kind: file, kubernetes, vault, aws-secrets-manager or aws-parameter-store.'),
+  cache: cacheSettings.default(() => cacheSettings.parse({})).describe('Value cache of this store.'),
+  access: z
+    .array(accessRule)
+    .default([])
+    .describe('Access rules, checked before the store is called. No rules: everything is allowed.'),
+  concurrency: z.number().int().positive().max(1024).default(16).describe('Most calls in flight to this store at once.'),
+  retry: retrySettings.default(() => retrySettings.parse({})).describe('Retries of transient store failures, bounded by the Mount deadline.'),
+  breaker: breakerSettings.default(() => breakerSettings.parse({})).describe('Circuit breaker: fail fast while the store keeps failing.'),
 });
 export const storeCommonKeys = Object.keys(storeCommon.shape);
 
 export const providerConfig = z.strictObject({
-  /** Store used by objects that name none. */
-  defaultStore: z.string().optional(),
-  /** Key for HMAC object versions, inline (prefer versionKeyFile). Same on every node keeps versions stable. */
-  versionKey: z.string().min(16).optional(),
-  versionKeyFile: z.string().min(1).optional(),
+  defaultStore: z.string().optional().describe('Store used by objects that name none.'),
+  versionKey: z
+    .string()
+    .min(16)
+    .optional()
+    .describe(
+      'Key for HMAC object versions, inline (prefer versionKeyFile). The same key on every node keeps versions stable; without one a random per-process key is used.',
+    ),
+  versionKeyFile: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('File holding the HMAC key for object versions (e.g. from a Secret); relative to the config file.'),
   limits: z
     .strictObject({
-      maxObjects: z.number().int().positive().max(1000).default(256),
-      /** Deadline of a Mount when the driver sends none (old rotation calls). */
-      mountTimeout: duration.default(60_000),
+      maxObjects: z.number().int().positive().max(1000).default(256).describe('Most objects one class may list.'),
+      mountTimeout: duration
+        .default(60_000)
+        .describe('Deadline of a Mount, and the only one when the driver sends none (old rotation calls).'),
     })
-    .default(() => ({ maxObjects: 256, mountTimeout: 60_000 })),
-  stores: z.array(z.record(z.string(), z.unknown())).min(1, 'define at least one store'),
+    .default(() => ({ maxObjects: 256, mountTimeout: 60_000 }))
+    .describe('Limits of one Mount.'),
+  stores: z
+    .array(z.record(z.string(), z.unknown()))
+    .min(1, 'define at least one store')
+    .describe('The stores: common fields plus the options of the store\'s backend.'),
 });
 export type ProviderConfigInput = z.infer<typeof providerConfig>;

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { StoreBackend } from '../backends/types.js';
 import { createValueCache, type ValueCache } from '../mount/cache.js';
 import { createLimiter, type Limiter } from '../mount/limit.js';
+import { createStoreGuard, type StoreGuard } from '../mount/resilience.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ProviderConfig, StoreConfig } from './load.js';
 
@@ -13,6 +14,8 @@ export interface Store {
   readonly limiter: Limiter;
   /** Resolved values per identity; a new store (changed config) starts empty. */
   readonly cache: ValueCache;
+  /** Retries and circuit breaker around every call to this store. */
+  readonly guard: StoreGuard;
 }
 
 export interface StoreDeps {
@@ -48,7 +51,8 @@ export async function createStores(
         { logger: deps.logger.child({ store: storeConfig.name }), baseDir: config.baseDir },
       );
       const cache = createValueCache({ store: storeConfig.name, settings: storeConfig.cache, ...deps });
-      stores.set(storeConfig.name, { config: storeConfig, backend, limiter: createLimiter(storeConfig.concurrency), cache });
+      const guard = createStoreGuard({ store: storeConfig.name, retry: storeConfig.retry, breaker: storeConfig.breaker, ...deps });
+      stores.set(storeConfig.name, { config: storeConfig, backend, limiter: createLimiter(storeConfig.concurrency), cache, guard });
     }
   } catch (err) {
     await closeStores([...stores.values()].filter((s) => previous?.stores.get(s.config.name) !== s));

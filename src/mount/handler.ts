@@ -34,7 +34,8 @@ export interface MountHandlerDeps {
   readonly fallbackVersionKey: Buffer;
 }
 
-export type MountHandler = (request: MountRequestMessage, signal: AbortSignal) => Promise<MountResult>;
+/** `deadlineAt`: the caller's deadline (epoch ms) when it has one; the config's mountTimeout bounds it too. */
+export type MountHandler = (request: MountRequestMessage, signal: AbortSignal, deadlineAt?: number) => Promise<MountResult>;
 
 /** Parameters a class may set; anything else is a typo we report rather than ignore. */
 const knownParameters = new Set(['objects', 'role']);
@@ -44,7 +45,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
   const identityKey = randomBytes(32);
   const keyHmac = (data: string) => createHmac('sha256', identityKey).update(data).digest('base64url');
   const parseClassObjects = createClassParser(deps.metrics);
-  return async (request, callSignal) => {
+  return async (request, callSignal, callDeadline = Infinity) => {
     const started = performance.now();
     let input: MountInput | undefined;
     let objectCount = 0;
@@ -55,6 +56,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
       objectCount = objects.length;
       authorise(objects, input, state);
       const signal = AbortSignal.any([callSignal, AbortSignal.timeout(state.config.limits.mountTimeout)]);
+      const deadlineAt = Math.min(callDeadline, Date.now() + state.config.limits.mountTimeout);
       // Every object of the Mount (and every shared load it joins) listens for the deadline.
       setMaxListeners(0, signal);
       const ctx: FetchContext = {
@@ -64,7 +66,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
         signal,
         ...createTokenSource(input.tokens, deps.now),
       };
-      const resolutions = await resolveObjects(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger, keyHmac });
+      const resolutions = await resolveObjects(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger, keyHmac, deadlineAt });
       const result = assemble(resolutions, input, state.config.versionKey ?? deps.fallbackVersionKey);
       const bytes = guardOutput(result.files);
       record(deps, 'ok', 'OK', started, bytes);
@@ -75,7 +77,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
       );
       return result;
     } catch (err) {
-      const error = toProviderError(err);
+      const error = wellFormed(toProviderError(err));
       record(deps, 'error', error.code, started);
       deps.logger.warn(
         { ...(input ? describeCall(input) : {}), objects: objectCount, durationMs: elapsed(started), outcome: 'error', code: error.code, error: error.message },
@@ -194,6 +196,18 @@ function record(deps: MountHandlerDeps, outcome: 'ok' | 'error', code: string, s
     deps.metrics.responseBytes.observe(bytes);
     if (bytes > largeResponseBytes) deps.metrics.largeResponses.inc();
   }
+}
+
+/**
+ * Messages quote class text (names, store names, JMESPath errors), which may hold unpaired UTF-16
+ * surrogates. grpc-js sends the message through encodeURI, which throws on them, so the caller got
+ * no status at all. Replace them with U+FFFD. Found by fuzzing.
+ */
+function wellFormed(error: ProviderError): ProviderError {
+  const message = error.message.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  // Idempotent, and keeps every other field (code, retry hints) of the error as it is.
+  if (message !== error.message) error.message = message;
+  return error;
 }
 
 function elapsed(started: number): number {

@@ -11,6 +11,8 @@ export type Resolution =
 
 export interface ResolveDeps {
   readonly stores: ReadonlyMap<string, Store>;
+  /** When the Mount must be answered (epoch ms); retries never wait past it. */
+  readonly deadlineAt: number;
   /** Keyed digest for identity parts that are themselves secret. */
   readonly keyHmac: (data: string) => string;
   readonly metrics: Metrics;
@@ -67,22 +69,27 @@ async function fetchObject(object: MountObject, identity: string, ctx: FetchCont
 
 async function callStore(store: Store, object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
   const labels = { store: store.config.name, backend: store.config.definition.kind };
-  const queued = performance.now();
-  return store.limiter.run(async () => {
-    const started = performance.now();
-    deps.metrics.queueWait.observe({ store: labels.store }, (started - queued) / 1000);
-    try {
-      const result = await untilAborted(store.backend.fetch({ ref: object.ref, version: object.version, spec: object.spec }, ctx), ctx.signal);
-      deps.metrics.backendRequests.inc({ ...labels, outcome: 'ok' });
-      return result;
-    } catch (err) {
-      const error = toProviderError(err);
-      deps.metrics.backendRequests.inc({ ...labels, outcome: error.code });
-      throw error;
-    } finally {
-      deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
-    }
-  }, ctx.signal);
+  const request = { ref: object.ref, version: object.version, spec: object.spec };
+  // Each attempt takes its own slot, so a backoff never holds a slot other Mounts could use.
+  const attempt = () => {
+    const queued = performance.now();
+    return store.limiter.run(async () => {
+      const started = performance.now();
+      deps.metrics.queueWait.observe({ store: labels.store }, (started - queued) / 1000);
+      try {
+        const result = await untilAborted(store.backend.fetch(request, ctx), ctx.signal);
+        deps.metrics.backendRequests.inc({ ...labels, outcome: 'ok' });
+        return result;
+      } catch (err) {
+        const error = toProviderError(err);
+        deps.metrics.backendRequests.inc({ ...labels, outcome: error.code });
+        throw error;
+      } finally {
+        deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
+      }
+    }, ctx.signal);
+  };
+  return store.guard.call(attempt, { signal: ctx.signal, deadlineAt: deps.deadlineAt });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The provider's Prometheus metrics. Labels are low-cardinality by construction: never a ref or a value. */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
@@ -91,6 +91,24 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Time a store call waited for a free slot under the store concurrency limit.',
       labelNames: ['store'] as const,
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    }),
+    retries: new Counter({
+      name: 'usp_store_retries_total',
+      help: 'Store calls retried after a transient failure.',
+      labelNames: ['store'] as const,
+      registers,
+    }),
+    breakerState: new Gauge({
+      name: 'usp_store_circuit_state',
+      help: 'Circuit breaker per store: 0 closed, 1 half-open, 2 open (failing fast).',
+      labelNames: ['store'] as const,
+      registers,
+    }),
+    breakerRejections: new Counter({
+      name: 'usp_store_circuit_rejections_total',
+      help: 'Calls refused without contacting the store because its circuit was open.',
+      labelNames: ['store'] as const,
       registers,
     }),
     classParses: new Counter({

@@ -49,8 +49,9 @@ export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
       inFlight += 1;
       const aborter = new AbortController();
       call.on('cancelled', () => aborter.abort());
+      const deadline = call.getDeadline();
       deps
-        .mount(call.request, aborter.signal)
+        .mount(call.request, aborter.signal, deadline instanceof Date ? deadline.getTime() : deadline)
         .then(
           (result) =>
             callback(null, {

@@ -26,6 +26,7 @@ stores:
     backend: kubernetes
     kubeconfig: ../kubeconfig
     cache: {ttl: 10s, staleIfError: 5m}
+    breaker: {failures: 1000}
   - name: nocache
     backend: kubernetes
     kubeconfig: ../kubeconfig

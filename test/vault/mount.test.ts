@@ -38,6 +38,7 @@ const forbidden = { password: canaries.next('forbidden') };
 
 function providerConfig(url: string): string {
   // cache.ttl 0: these tests observe the backend's own token and lease reuse, not a result cache.
+  // The breaker would open during the sealed and wrong-CA tests and fail later ones fast; it has tests of its own.
   return `
 defaultStore: vault
 versionKey: test-version-key-0123456789
@@ -48,18 +49,21 @@ stores:
     tls: {caFile: ../ca.pem}
     auth: {method: kubernetes, mount: kubernetes, audience: vault}
     cache: {ttl: 0s}
+    breaker: {failures: 1000}
   - name: vault-with-role
     backend: vault
     address: ${url}
     tls: {caFile: ../ca.pem}
     auth: {method: kubernetes, role: app}
     cache: {ttl: 0s}
+    breaker: {failures: 1000}
   - name: wrong-ca
     backend: vault
     address: ${url}
     tls: {caFile: ../other-ca.pem}
     auth: {method: kubernetes, role: app}
     cache: {ttl: 0s}
+    breaker: {failures: 1000}
 `;
 }
 
