@@ -147,7 +147,8 @@ function currentCluster(kc: K8s.KubeConfig): K8s.Cluster {
  * certificate over a bearer token, so with identity `pod` it would silently read as the provider.
  */
 function createPooledAgent(k8s: Client, kc: K8s.KubeConfig, cluster: K8s.Cluster, identity: Options['identity']): http.Agent {
-  const pool = { keepAlive: true, maxSockets: 32, maxFreeSockets: 8 };
+  // Keep every socket of a burst (node drains start many pods at once): a new TLS handshake costs more than an idle socket.
+  const pool = { keepAlive: true, maxSockets: 32, maxFreeSockets: 32 };
   if (cluster.server.startsWith('http:')) {
     if (!cluster.skipTLSVerify) {
       throw new ProviderError('InvalidArgument', 'a plain http API server needs insecure-skip-tls-verify in the kubeconfig');
