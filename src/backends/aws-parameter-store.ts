@@ -21,12 +21,14 @@ import type { AwsBackendOptions } from './aws-secrets-manager.js';
 import { bytesContent, fieldsContent } from './content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from './types.js';
 
-const objectFields = z.strictObject({
-  /** For a path ref (ending in "/"): include parameters in nested paths too. */
-  recursive: z.boolean().default(false),
+export const parameterStoreObjectFields = z.strictObject({
+  recursive: z
+    .boolean()
+    .default(false)
+    .describe('For a path ref (ending in `/`): include parameters in nested paths too.'),
 });
 
-export type ParameterStoreObjectSpec = z.infer<typeof objectFields>;
+export type ParameterStoreObjectSpec = z.infer<typeof parameterStoreObjectFields>;
 
 /** Creates the `aws-parameter-store` definition; `awsParameterStoreBackend` is the one with the real clock. */
 export function createAwsParameterStoreDefinition({ now = Date.now }: AwsBackendOptions = {}): BackendDefinition<AwsStoreOptions> {
@@ -82,7 +84,7 @@ class ParameterStore implements StoreBackend<ParameterStoreObjectSpec> {
   }
 
   parseSpec(fields: Readonly<Record<string, unknown>>, at: string): ParameterStoreObjectSpec {
-    return parseOrThrow(objectFields, fields, at);
+    return parseOrThrow(parameterStoreObjectFields, fields, at);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<ParameterStoreObjectSpec>, ctx: FetchContext): Promise<FetchResult> {

@@ -20,12 +20,16 @@ import {
 import { bytesContent } from './content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from './types.js';
 
-const objectFields = z.strictObject({
-  /** Staging label to read (AWSCURRENT when neither it nor `version` is set). */
-  versionStage: z.string().min(1).max(256).optional(),
+export const secretsManagerObjectFields = z.strictObject({
+  versionStage: z
+    .string()
+    .min(1)
+    .max(256)
+    .optional()
+    .describe('Staging label to read (`AWSCURRENT` when neither it nor `version` is set).'),
 });
 
-export type SecretsManagerObjectSpec = z.infer<typeof objectFields>;
+export type SecretsManagerObjectSpec = z.infer<typeof secretsManagerObjectFields>;
 
 export interface AwsBackendOptions {
   /** Clock in milliseconds since the epoch; tests inject one to move time without sleeping. */
@@ -83,7 +87,7 @@ class SecretsManagerStore implements StoreBackend<SecretsManagerObjectSpec> {
   }
 
   parseSpec(fields: Readonly<Record<string, unknown>>, at: string): SecretsManagerObjectSpec {
-    return parseOrThrow(objectFields, fields, at);
+    return parseOrThrow(secretsManagerObjectFields, fields, at);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<SecretsManagerObjectSpec>, ctx: FetchContext): Promise<FetchResult> {

@@ -7,13 +7,21 @@ import { bytesContent } from './content.js';
 import type { BackendDefinition } from './types.js';
 
 const options = z.strictObject({
-  /** Directory that holds the secrets; refs are paths relative to it. */
-  root: z.string().min(1),
-  /** Largest file served, in bytes. */
-  maxBytes: z.number().int().positive().max(4 * 1024 * 1024).default(1024 * 1024),
+  root: z
+    .string()
+    .min(1)
+    .describe('Directory that holds the secrets (relative to the config file); refs are paths relative to it. Symlinks leaving it are refused.'),
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(4 * 1024 * 1024)
+    .default(1024 * 1024)
+    .describe('Largest file served, in bytes.'),
 });
 
-const noFields = z.strictObject({});
+/** The file store has no object fields of its own. */
+export const fileObjectFields = z.strictObject({});
 
 /** Serves files from a local directory: the store for local runs, tests and mounted volumes. */
 export const fileBackend: BackendDefinition<z.infer<typeof options>> = {
@@ -23,7 +31,7 @@ export const fileBackend: BackendDefinition<z.infer<typeof options>> = {
     const root = resolve(baseDir, opts.root);
     return {
       name,
-      parseSpec: (fields, at) => parseOrThrow(noFields, fields, at),
+      parseSpec: (fields, at) => parseOrThrow(fileObjectFields, fields, at),
       async fetch({ ref }) {
         const path = await resolveInsideRoot(root, ref);
         return { content: bytesContent(await readBounded(path, opts.maxBytes)) };

@@ -22,18 +22,22 @@ const roleTemplate = z
 
 function loginAuth<M extends 'kubernetes' | 'jwt'>(method: M) {
   return z.strictObject({
-    method: z.literal(method),
-    /** Auth mount path; defaults to the method name. */
+    method: z.literal(method).describe(`Log in with the pod's token to Vault's ${method} auth method.`),
     mount: z
       .string()
       .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'must be a mount path like "kubernetes" or "clusters/prod"')
-      .optional(),
-    /** Audience of the pod token presented at login (the Vault role's `audience`). */
-    audience: z.string().default('vault'),
-    /** Default role when the class names none. */
-    role: z.string().min(1).optional(),
-    /** Derives the role from the pod (`{namespace}-{serviceAccount}`); a fixed string pins it. */
-    roleTemplate: roleTemplate.optional(),
+      .optional()
+      .describe('Auth mount path (`kubernetes`, `clusters/prod`); default: the method name.'),
+    audience: z
+      .string()
+      .default('vault')
+      .describe('Audience of the pod token presented at login (the Vault role\'s `audience`).'),
+    role: z.string().min(1).optional().describe('Default role when the class names none.'),
+    roleTemplate: roleTemplate
+      .optional()
+      .describe(
+        'Derives the role from the pod (`{namespace}-{serviceAccount}`); a class naming another role is refused. A fixed string pins one role. Not with role.',
+      ),
   });
 }
 
@@ -41,18 +45,20 @@ const auth = z.discriminatedUnion('method', [
   loginAuth('kubernetes'),
   loginAuth('jwt'),
   z.strictObject({
-    method: z.literal('token'),
-    /** The Vault token comes from the class's nodePublishSecretRef key `token`. */
-    allowTokenFromSecret: z.boolean().default(false),
+    method: z.literal('token').describe('A Vault token from the volume\'s nodePublishSecretRef key `token`.'),
+    allowTokenFromSecret: z
+      .boolean()
+      .default(false)
+      .describe('Must be true for token auth: it trades the pod\'s identity for a shared credential.'),
   }),
 ]);
 
 const tls = z
   .strictObject({
-    caFile: z.string().min(1).optional(),
-    serverName: z.string().min(1).optional(),
-    certFile: z.string().min(1).optional(),
-    keyFile: z.string().min(1).optional(),
+    caFile: z.string().min(1).optional().describe('CA bundle (PEM) to verify Vault with; the system CAs when absent.'),
+    serverName: z.string().min(1).optional().describe('Name to verify in Vault\'s certificate, when it differs from the address.'),
+    certFile: z.string().min(1).optional().describe('Client certificate (PEM); goes with keyFile.'),
+    keyFile: z.string().min(1).optional().describe('Client certificate key (PEM); goes with certFile.'),
   })
   .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
     message: 'certFile and keyFile go together',
@@ -60,33 +66,37 @@ const tls = z
   });
 
 const options = z.strictObject({
-  address: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL like https://vault.vault.svc:8200' }),
-  /** Vault Enterprise namespace, sent as X-Vault-Namespace. */
-  namespace: z.string().min(1).optional(),
-  tls: tls.optional(),
-  auth,
-  /** KV engine version; `auto` asks Vault per mount (cached). A fixed version treats every GET as KV. */
-  kvVersion: z.union([z.literal('auto'), z.literal(1), z.literal(2)]).default('auto'),
-  /** Time limit of one HTTP call to Vault. */
-  timeout: duration.default(10_000),
+  address: z
+    .url({ protocol: /^https?$/, message: 'must be an http(s) URL like https://vault.vault.svc:8200' })
+    .describe('Vault\'s address, like `https://vault.vault.svc:8200`.'),
+  namespace: z.string().min(1).optional().describe('Vault Enterprise namespace, sent as X-Vault-Namespace.'),
+  tls: tls.optional().describe('TLS settings (https addresses only). Verification is always on. Relative paths resolve against the config file.'),
+  auth: auth.describe('How pods log in to Vault.'),
+  kvVersion: z
+    .union([z.literal('auto'), z.literal(1), z.literal(2)])
+    .default('auto')
+    .describe('KV engine version; `auto` asks Vault per mount (cached). A fixed version treats every GET as KV.'),
+  timeout: duration.default(10_000).describe('Time limit of one HTTP call to Vault.'),
 });
 
 export type VaultStoreOptions = z.infer<typeof options>;
 type AuthOptions = VaultStoreOptions['auth'];
 type LoginAuthOptions = Exclude<AuthOptions, { method: 'token' }>;
 
-const specSchema = z
+export const vaultObjectFields = z
   .strictObject({
-    method: z.enum(['GET', 'POST', 'PUT']).default('GET'),
-    /** JSON body of a POST or PUT (e.g. `{common_name: ...}` for pki/issue). */
-    args: z.record(z.string(), z.unknown()).optional(),
+    method: z.enum(['GET', 'POST', 'PUT']).default('GET').describe('HTTP method of the read; POST or PUT for dynamic secrets like pki/issue.'),
+    args: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('JSON body of a POST or PUT (e.g. `{common_name: ...}` for pki/issue); needs method POST or PUT.'),
   })
   .refine((s) => s.args === undefined || s.method !== 'GET', {
     message: 'args are sent as the JSON body and need method POST or PUT',
     path: ['args'],
   });
 
-export type VaultObjectSpec = z.infer<typeof specSchema>;
+export type VaultObjectSpec = z.infer<typeof vaultObjectFields>;
 
 export interface VaultBackendOptions {
   /** Clock in milliseconds since the epoch; tests inject one to move time without sleeping. */
@@ -501,7 +511,7 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
   }
 
   parseSpec(fields: Readonly<Record<string, unknown>>, at: string): VaultObjectSpec {
-    return parseOrThrow(specSchema, fields, at);
+    return parseOrThrow(vaultObjectFields, fields, at);
   }
 
   fetch(request: FetchRequest<VaultObjectSpec>, ctx: FetchContext): Promise<FetchResult> {

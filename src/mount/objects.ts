@@ -38,18 +38,45 @@ export type ObjectsResult = { ok: true; objects: MountObject[] } | { ok: false; 
 
 const maxObjectsBytes = 256 * 1024;
 
-const commonFields = z.object({
-  name: z.string().min(1).max(4096),
-  store: z.string().min(1).optional(),
-  ref: z.string().min(1).max(2048),
-  version: z.union([z.string().min(1), z.number().int().nonnegative()]).transform(String).optional(),
-  key: z.string().min(1).optional(),
-  select: z.string().min(1).max(1024).optional(),
-  decode: z.enum(['base64', 'hex']).optional(),
-  mode: z.union([z.string(), z.number()]).optional(),
-  optional: z.boolean().default(false),
-  expand: z.literal('keys').optional(),
-  mount: z.boolean().default(true),
+/** Object fields every backend shares; the rest of an entry belongs to the store's backend. */
+export const commonFields = z.object({
+  name: z
+    .string()
+    .min(1)
+    .max(4096)
+    .describe(
+      'File path in the volume (`a/b.txt`), also the objectName for secretObjects sync. Must pass the driver\'s path rules: relative, no `..`, `.` or empty elements, no first element starting with `..`, at most 255 characters per element.',
+    ),
+  store: z.string().min(1).optional().describe('Name of the store to read from; default: the config\'s defaultStore.'),
+  ref: z
+    .string()
+    .min(1)
+    .max(2048)
+    .describe('The backend\'s locator: a file path, `NAMESPACE/NAME`, a Vault path, a secret name or ARN.'),
+  version: z
+    .union([z.string().min(1), z.number().int().nonnegative()])
+    .transform(String)
+    .optional()
+    .describe('Pin a version where the store has versions (KV v2 version, AWS VersionId, parameter version or label).'),
+  key: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Pick one top-level field of a structured secret (a JSON field, a Kubernetes Secret key, a Vault field).'),
+  select: z
+    .string()
+    .min(1)
+    .max(1024)
+    .optional()
+    .describe('JMESPath expression over the secret\'s JSON; strings are written as they are, anything else as JSON. Not with key.'),
+  decode: z.enum(['base64', 'hex']).optional().describe('Decode the extracted value before writing it.'),
+  mode: z
+    .union([z.string(), z.number()])
+    .optional()
+    .describe('Octal file mode, quoted or not (`0400`, `"0440"`); default: the driver\'s permission (0644).'),
+  optional: z.boolean().default(false).describe('A missing object (NotFound) is skipped and logged instead of failing the Mount.'),
+  expand: z.literal('keys').optional().describe('`keys`: one file per top-level field of the secret, `<name>/<field>`.'),
+  mount: z.boolean().default(true).describe('`false`: fetch and check the object but write no file.'),
 });
 const commonKeys = Object.keys(commonFields.shape);
 
@@ -66,7 +93,9 @@ export function parseObjects(text: string | undefined, ctx: ObjectsContext): Obj
   }
   let raw: unknown;
   try {
-    raw = parseYaml(text, { maxAliasCount: 0, uniqueKeys: true, schema: 'core' });
+    // logLevel error: YAML warnings would otherwise go to stderr through process.emitWarning with a
+    // code frame of the class text (request attributes are never logged). Found by fuzzing.
+    raw = parseYaml(text, { maxAliasCount: 0, uniqueKeys: true, schema: 'core', logLevel: 'error' });
   } catch (err) {
     return { ok: false, problems: [`parameters.objects: not valid YAML: ${firstLine(err)}`] };
   }
