@@ -1,0 +1,39 @@
+/**
+ * Validates Kubernetes objects offline against the JSON Schemas vendored in
+ * test/fixtures/schemas/ (see its README.md), converted to zod with z.fromJSONSchema.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { root, type Doc } from './render.js';
+
+const schemaDir = join(root, 'test/fixtures/schemas');
+
+function loadSchemas(): Map<string, z.ZodType> {
+  const shared = JSON.parse(readFileSync(join(schemaDir, '_definitions.json'), 'utf8')) as Doc;
+  const schemas = new Map<string, z.ZodType>();
+  for (const file of readdirSync(schemaDir).filter((f) => f.endsWith('.json') && !f.startsWith('_'))) {
+    const { $schema: _draft, ...schema } = JSON.parse(readFileSync(join(schemaDir, file), 'utf8')) as Doc;
+    const apiVersion = schema.properties.apiVersion.enum[0] as string;
+    const kind = schema.properties.kind.enum[0] as string;
+    schemas.set(`${apiVersion}/${kind}`, z.fromJSONSchema({ ...schema, $defs: { ...shared.$defs, ...schema.$defs } }));
+  }
+  return schemas;
+}
+
+let schemas: Map<string, z.ZodType> | undefined;
+
+/** `apiVersion/kind` of every vendored schema. */
+export function schemaKinds(): string[] {
+  schemas ??= loadSchemas();
+  return [...schemas.keys()].sort();
+}
+
+/** Problems of one object as `path: message` lines; empty when it is valid. */
+export function validateObject(doc: Doc): string[] {
+  schemas ??= loadSchemas();
+  const schema = schemas.get(`${doc.apiVersion}/${doc.kind}`);
+  if (!schema) return [`no vendored schema for ${doc.apiVersion} ${doc.kind} in test/fixtures/schemas/`];
+  const result = schema.safeParse(doc);
+  return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+}
