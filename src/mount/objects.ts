@@ -45,7 +45,7 @@ export const commonFields = z.object({
     .min(1)
     .max(4096)
     .describe(
-      'File path in the volume (`a/b.txt`), also the objectName for secretObjects sync. Must pass the driver\'s path rules: relative, no `..`, `.` or empty elements, no first element starting with `..`, at most 255 characters per element.',
+      'File path in the volume (`a/b.txt`), also the objectName for secretObjects sync. Must pass the driver\'s path rules: relative, no `..`, `.` or empty elements, no first element starting with `..`, at most 255 bytes per element.',
     ),
   store: z.string().min(1).optional().describe('Name of the store to read from; default: the config\'s defaultStore.'),
   ref: z

@@ -30,6 +30,7 @@ export function toObjectFiles(object: MountObject, content: Content, defaultMode
 }
 
 function extract(object: MountObject, content: Content): Value {
+  if (content.kind === 'fields') checkDepth(content.fields, 'the secret');
   const whole: Value = content.kind === 'bytes' ? content.data : content.fields;
   if (object.key !== undefined) {
     const fields = content.kind === 'fields' ? content.fields : parseJsonObject(content.data, 'key');
@@ -39,10 +40,10 @@ function extract(object: MountObject, content: Content): Value {
     return fields[object.key] as Value;
   }
   if (object.select !== undefined) {
-    const data = content.kind === 'fields' ? toJsonView(content.fields) : parseJsonValue(content.data, 'select');
+    const data = content.kind === 'fields' ? content.fields : parseJsonValue(content.data, 'select');
     let result: JSONValue;
     try {
-      result = TreeInterpreter.search(object.select.ast, data as JSONValue);
+      result = TreeInterpreter.search(object.select.ast, toSearchable(data) as JSONValue);
     } catch (err) {
       throw invalid(`select: the expression failed on the secret's data (${(err as Error).name})`);
     }
@@ -67,6 +68,39 @@ function toJsonView(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The JMESPath interpreter reads fields as `value[name]`, so on plain objects `constructor` and
+ * `__proto__` found Object's own (a function made the Mount fail as Internal; `__proto__` wrote
+ * "{}" instead of NotFound). Search a copy whose objects have no prototype. Found by the corpus.
+ */
+function toSearchable(value: unknown): unknown {
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (Array.isArray(value)) return value.map(toSearchable);
+  if (isPlainObject(value)) {
+    const out = Object.create(null) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(value)) out[k] = toSearchable(v);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * Deeper than any real secret, shallow enough for the recursive steps that follow (select,
+ * rendering as JSON). JSON.parse itself takes 100,000 levels; rendering them overflowed the stack
+ * and the Mount failed as Internal. Checked without recursion. Found by the corpus.
+ */
+const maxDepth = 256;
+
+function checkDepth(value: unknown, what: string): void {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (depth > maxDepth) throw invalid(`${what} nests deeper than ${maxDepth} levels`);
+    if (Array.isArray(v)) for (const item of v) stack.push([item, depth + 1]);
+    else if (isPlainObject(v)) for (const item of Object.values(v)) stack.push([item, depth + 1]);
+  }
+}
+
 function decode(data: Buffer, decoding: Decoding | undefined): Buffer {
   if (decoding === undefined) return data;
   const text = data.toString('latin1').replace(/\s+/g, '');
@@ -85,12 +119,15 @@ function decode(data: Buffer, decoding: Decoding | undefined): Buffer {
 }
 
 function parseJsonValue(data: Buffer, field: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(data.toString('utf8'));
+    value = JSON.parse(data.toString('utf8'));
   } catch {
     // JSON.parse's own message quotes the text, which is the secret: never pass it on.
     throw invalid(`${field}: the secret is not JSON`);
   }
+  checkDepth(value, `${field}: the secret`);
+  return value;
 }
 
 function parseJsonObject(data: Buffer, field: string): Record<string, unknown> {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { recordText } from './capture.js';
 
 /** The built CLI, exactly as the package's `usp` bin runs it. */
 export const uspBin = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
@@ -23,6 +24,7 @@ export async function runUsp(args: string[], options: { env?: NodeJS.ProcessEnv;
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
+  if (!args.includes('--show-values')) recordText(`usp ${args[0]} output`, stdout + stderr);
   return { code, stdout, stderr };
 }
 
@@ -49,7 +51,10 @@ export function spawnUsp(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const exited = once(child, 'exit').then(([code]) => {
+    recordText(`usp ${args[0]} process output`, lines.join('\n'));
+    return code as number | null;
+  });
   return {
     child,
     lines,

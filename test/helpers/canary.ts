@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
+import { recordMarker } from './capture.js';
 
 /**
  * Unique markers used as secret values. After a test file, `expectNoneIn` checks that no marker
@@ -11,11 +12,13 @@ export function createCanaries() {
     next(label = 'secret'): string {
       const marker = `CANARY-${label}-${randomBytes(9).toString('hex')}`;
       markers.push(marker);
+      recordMarker(marker);
       return marker;
     },
     /** Registers values made elsewhere (tokens, binary secrets as text) to be checked too. */
     add(...values: string[]): void {
       markers.push(...values);
+      values.forEach(recordMarker);
     },
     get all(): readonly string[] {
       return markers;

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadProviderService } from '../../src/server/grpc.js';
+import { recordText } from './capture.js';
 
 export interface DriverFile {
   path: string;
@@ -29,9 +30,19 @@ export function createDriverClient(socketPath: string, options: { authority?: st
     Version: Unary<{ version: string }, { version: string; runtimeName: string; runtimeVersion: string }>;
     Mount: Unary<MountRequest, MountReply>;
   };
+  // Error details and object versions are readable by users (events, status objects): record them for the hygiene scan.
   const call = <Req, Res>(fn: Unary<Req, Res>, req: Req, deadlineMs: number) =>
     new Promise<Res>((resolve, reject) =>
-      fn.call(client, req, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res))),
+      fn.call(client, req, { deadline: Date.now() + deadlineMs }, (err, res) => {
+        if (err) {
+          recordText('gRPC status details', err.details);
+          reject(err);
+          return;
+        }
+        const versions = (res as { objectVersion?: unknown }).objectVersion;
+        if (versions) recordText('object ids and versions', JSON.stringify(versions));
+        resolve(res);
+      }),
     );
   return {
     version: () => call(client.Version, { version: 'v1alpha1' }, 5_000),

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observability/log.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { startProvider, type RunningProvider } from '../../src/server/provider.js';
+import { recordText } from './capture.js';
 import { createDriverClient, type DriverClient } from './driver-client.js';
 
 /** Log lines written by the provider under test, for assertions and the canary check. */
@@ -87,7 +88,9 @@ export async function startTestProvider(options: {
     write,
     async stop() {
       client.close();
+      recordText('metrics', await metrics.registry.metrics());
       await provider.stop();
+      recordText('provider logs', lines.join('\n'));
       await rm(dir, { recursive: true, force: true });
     },
   };
