@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ProviderError, toProviderError } from '../errors.js';
-import type { FetchContext } from '../backends/types.js';
+import type { FetchContext, FetchResult } from '../backends/types.js';
 import type { ProviderState } from '../config/stores.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createTokenSource, type Identity } from './identity.js';
@@ -45,20 +45,21 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
   const identityKey = randomBytes(32);
   const keyHmac = (data: string) => createHmac('sha256', identityKey).update(data).digest('base64url');
   const parseClassObjects = createClassParser(deps.metrics);
+  const rendered: RenderedCache = new WeakMap();
   return async (request, callSignal, callDeadline = Infinity) => {
     const started = performance.now();
     let input: MountInput | undefined;
     let objectCount = 0;
+    let bound: ReturnType<typeof boundSignal> | undefined;
     try {
       input = parseMountRequest(request);
       const state = deps.state();
       const objects = parseClassObjects(input, state);
       objectCount = objects.length;
       authorise(objects, input, state);
-      const signal = AbortSignal.any([callSignal, AbortSignal.timeout(state.config.limits.mountTimeout)]);
+      bound = boundSignal(callSignal, state.config.limits.mountTimeout);
+      const { signal } = bound;
       const deadlineAt = Math.min(callDeadline, Date.now() + state.config.limits.mountTimeout);
-      // Every object of the Mount (and every shared load it joins) listens for the deadline.
-      setMaxListeners(0, signal);
       const ctx: FetchContext = {
         identity: input.identity,
         parameters: { role: input.parameters.get('role') },
@@ -67,7 +68,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
         ...createTokenSource(input.tokens, deps.now),
       };
       const resolutions = await resolveObjects(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger, keyHmac, deadlineAt });
-      const result = assemble(resolutions, input, state.config.versionKey ?? deps.fallbackVersionKey);
+      const result = assemble(resolutions, input, state.config.versionKey ?? deps.fallbackVersionKey, rendered);
       const bytes = guardOutput(result.files);
       record(deps, 'ok', 'OK', started, bytes);
       for (const { object } of resolutions) deps.metrics.objectsServed.inc({ store: object.store });
@@ -84,6 +85,8 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
         'mount failed',
       );
       throw error;
+    } finally {
+      bound?.release();
     }
   };
 }
@@ -154,21 +157,50 @@ export function findDenied(objects: readonly MountObject[], identity: Identity, 
   });
 }
 
-function assemble(resolutions: Awaited<ReturnType<typeof resolveObjects>>, input: MountInput, versionKey: Buffer): MountResult {
+/**
+ * Files and version of each object, rendered once per cached value: a cache hit then costs no
+ * transform and no HMAC. Keyed weakly by the store's result, so nothing outlives the value cache
+ * (with the cache off, nothing is kept at all).
+ */
+type RenderedCache = WeakMap<FetchResult, Map<MountObject, Rendered>>;
+
+interface Rendered {
+  readonly files: ObjectFile[];
+  readonly version: string;
+  readonly defaultMode: number;
+  readonly versionKey: Buffer;
+}
+
+function render(object: MountObject, result: FetchResult, defaultMode: number, versionKey: Buffer, cache: RenderedCache): Rendered {
+  let byObject = cache.get(result);
+  const hit = byObject?.get(object);
+  if (hit && hit.defaultMode === defaultMode && hit.versionKey === versionKey) return hit;
+  let files: ObjectFile[];
+  try {
+    files = toObjectFiles(object, result.content.reveal(), defaultMode);
+  } catch (err) {
+    throw toProviderError(err).within(`${describeObject(object)} (store ${object.store}, ref ${object.ref})`);
+  }
+  const rendered = { files, version: result.version ?? hmacVersion(versionKey, files), defaultMode, versionKey };
+  if (!byObject) cache.set(result, (byObject = new Map()));
+  byObject.set(object, rendered);
+  return rendered;
+}
+
+function assemble(
+  resolutions: Awaited<ReturnType<typeof resolveObjects>>,
+  input: MountInput,
+  versionKey: Buffer,
+  cache: RenderedCache,
+): MountResult {
   const files: ObjectFile[] = [];
   const objectVersions: ObjectVersion[] = [];
   const sources = new Map<string, { store: string; ref: string; version: string }>();
   for (const resolution of resolutions) {
     if (!('result' in resolution)) continue;
     const { object, result } = resolution;
-    let produced: ObjectFile[];
-    try {
-      produced = toObjectFiles(object, result.content.reveal(), input.defaultMode);
-    } catch (err) {
-      throw toProviderError(err).within(`${describeObject(object)} (store ${object.store}, ref ${object.ref})`);
-    }
+    const { files: produced, version } = render(object, result, input.defaultMode, versionKey, cache);
     if (!object.mount) continue;
-    const version = result.version ?? hmacVersion(versionKey, produced);
     objectVersions.push({ id: object.name, version });
     for (const file of produced) {
       files.push(file);
@@ -178,6 +210,27 @@ function assemble(resolutions: Awaited<ReturnType<typeof resolveObjects>>, input
   // The driver fails a Mount without versions; all objects may have been optional and missing.
   if (objectVersions.length === 0) objectVersions.push({ id: 'usp/no-objects', version: 'empty' });
   return { files, objectVersions, sources };
+}
+
+/**
+ * The Mount's signal: the caller's cancellation or our own timeout, whichever comes first. A plain
+ * timer cleared on completion, since AbortSignal.timeout keeps a timer per Mount alive until it fires.
+ */
+function boundSignal(callSignal: AbortSignal, timeoutMs: number) {
+  const controller = new AbortController();
+  // Every object of the Mount (and every shared load it joins) listens for the deadline.
+  setMaxListeners(0, controller.signal);
+  const abort = () => controller.abort();
+  const timer = setTimeout(abort, timeoutMs);
+  if (callSignal.aborted) abort();
+  else callSignal.addEventListener('abort', abort, { once: true });
+  return {
+    signal: controller.signal,
+    release() {
+      clearTimeout(timer);
+      callSignal.removeEventListener('abort', abort);
+    },
+  };
 }
 
 function describeCall(input: MountInput) {

@@ -63,7 +63,7 @@ async function fetchObject(object: MountObject, identity: string, ctx: FetchCont
   if (!store) throw new ProviderError('Internal', 'the store went away during the Mount');
   // A cached value needs what a store call would: the pod's valid token for the store's audience.
   if (store.backend.audience !== undefined) ctx.tokenFor(store.backend.audience);
-  const key = JSON.stringify([identity, object.ref, object.version ?? null, object.spec ?? null]);
+  const key = `${identity}\0${fetchKey(object)}`;
   return store.cache.get(key, (signal) => callStore(store, object, { ...ctx, signal }, deps), ctx.signal);
 }
 
@@ -90,6 +90,18 @@ async function callStore(store: Store, object: MountObject, ctx: FetchContext, d
     }, ctx.signal);
   };
   return store.guard.call(attempt, { signal: ctx.signal, deadlineAt: deps.deadlineAt });
+}
+
+const fetchKeys = new WeakMap<MountObject, string>();
+
+/** What is fetched, independent of who asks; objects are reused across Mounts of one class. */
+function fetchKey(object: MountObject): string {
+  let key = fetchKeys.get(object);
+  if (key === undefined) {
+    key = JSON.stringify([object.ref, object.version ?? null, object.spec ?? null]);
+    fetchKeys.set(object, key);
+  }
+  return key;
 }
 
 /**
