@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { pipeline, Readable, Transform } from 'node:stream';
 import type * as Sts from '@aws-sdk/client-sts';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -256,6 +257,7 @@ export class AwsAccess {
       retryMode: 'adaptive',
       requestHandler: this.#requestHandler(),
     });
+    capAnswerSize(client);
     this.#clients.delete(key);
     pruneMap(this.#clients, () => false, maxClients);
     this.#clients.set(key, { fingerprint, client });
@@ -600,6 +602,16 @@ export function describeAwsError(err: unknown, where: ErrorContext): ProviderErr
     return new ProviderError('DeadlineExceeded', `${where.service} did not answer ${where.doing} in ${where.region} before the deadline`);
   }
   const e = asSdkError(err);
+  if (e.name === answerTooLarge) {
+    return new ProviderError('Unavailable', `${where.service} answered ${where.doing} in ${where.region} with more than ${maxAnswerBytes} bytes`, {
+      transient: false,
+    });
+  }
+  // The SDK does not retry an answer it cannot parse, and its message quotes JSON.parse, which
+  // quotes the body (a secret, in a real answer): name the failure only. Found by fault injection.
+  if (isMalformedAnswer(err)) {
+    return new ProviderError('Unavailable', `${where.service} sent a cut-off or malformed answer ${where.doing} in ${where.region} (${e.name ?? 'Error'})`);
+  }
   if (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') {
     return new ProviderError('DeadlineExceeded', `${where.service} did not answer ${where.doing} in ${where.region} within the store's timeout`);
   }
@@ -618,6 +630,48 @@ export function describeAwsError(err: unknown, where: ErrorContext): ProviderErr
     `${where.service} ${verb} ${where.doing} in ${where.region} as ${where.caller}: ${name}${status ? ` (HTTP ${status})` : ''}${detail}`,
     { transient: false },
   );
+}
+
+/** What the SDK's deserializer adds to every error it throws (its $response is hidden). */
+function isMalformedAnswer(err: unknown): boolean {
+  const e = asSdkError(err);
+  return e.name === 'SyntaxError' || (typeof e.message === 'string' && e.message.includes('Deserialization error'));
+}
+
+/** Far above any AWS answer we ask for (20 secrets of 64 KiB in one batch). */
+const maxAnswerBytes = 8 * 1024 * 1024;
+const answerTooLarge = 'AnswerTooLarge';
+
+/**
+ * The SDK reads a whole answer into memory however large it is; this caps the body stream before
+ * its deserializer reads it (a 64 MiB answer was buffered whole: found by fault injection).
+ */
+function capAnswerSize(client: unknown): void {
+  type Next = (args: unknown) => Promise<{ response: unknown }>;
+  const stack = (client as { middlewareStack?: { add(middleware: (next: Next) => Next, options: object): void } }).middlewareStack;
+  stack?.add(
+    (next) => async (args) => {
+      const out = await next(args);
+      const response = out.response as { body?: unknown } | undefined;
+      if (response && response.body instanceof Readable) response.body = capStream(response.body);
+      return out;
+    },
+    { step: 'deserialize', priority: 'low', name: 'uspAnswerSizeCap' },
+  );
+}
+
+function capStream(source: Readable): Readable {
+  let size = 0;
+  const capped = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
+      if (size > maxAnswerBytes) done(Object.assign(new Error(`answer exceeded ${maxAnswerBytes} bytes`), { name: answerTooLarge }));
+      else done(null, chunk);
+    },
+  });
+  // pipeline destroys the source (and its socket) when the cap fails the transform.
+  pipeline(source, capped, () => {});
+  return capped;
 }
 
 /** An error AWS reported for one item of a batch, shaped like the SDK's own. */

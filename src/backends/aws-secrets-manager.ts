@@ -214,6 +214,10 @@ interface SecretValue {
 
 function toResult(value: SecretValue, secretId: string): FetchResult {
   const version = value.VersionId ? { version: value.VersionId } : {};
+  // The SDK does not check types; a non-string here is a malformed answer, not the class's fault.
+  if (value.SecretString !== undefined && typeof value.SecretString !== 'string') {
+    throw new ProviderError('Unavailable', `AWS Secrets Manager sent a malformed answer for secret "${secretId}" (SecretString is not a string)`);
+  }
   if (value.SecretString !== undefined) return { content: bytesContent(value.SecretString), ...version };
   if (value.SecretBinary !== undefined) return { content: bytesContent(Buffer.from(value.SecretBinary)), ...version };
   throw new ProviderError('NotFound', `secret "${secretId}" has neither SecretString nor SecretBinary`);

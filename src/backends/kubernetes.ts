@@ -68,7 +68,7 @@ export const kubernetesBackend: BackendDefinition<Options> = {
     const cluster = currentCluster(kc);
     const agent = createPooledAgent(k8s, kc, cluster, opts.identity);
     const api = new k8s.CoreV1Api(
-      k8s.createConfiguration({ baseServer: new k8s.ServerConfiguration(cluster.server, {}) }),
+      k8s.createConfiguration({ baseServer: new k8s.ServerConfiguration(cluster.server, {}), httpApi: boundedHttpLibrary(k8s) }),
     );
     return createStore({ name, opts, kc, agent, api, k8s });
   },
@@ -168,6 +168,65 @@ function createPooledAgent(k8s: Client, kc: K8s.KubeConfig, cluster: K8s.Cluster
   } catch (err) {
     throw new ProviderError('InvalidArgument', `cannot load the TLS files of the kubeconfig (${describeCause(err)})`);
   }
+}
+
+/** Far above any object the API server stores (etcd refuses values over 1.5 MiB). */
+const maxAnswerBytes = 8 * 1024 * 1024;
+
+/**
+ * Replaces client-node's node-fetch library, which buffers an answer however large it is and, for
+ * an answer with a Content-Length, never notices a connection reset mid-body (it waited for the
+ * store timeout). Found by fault injection (test/faults): a 64 MiB answer was read whole, and a
+ * reset ended as DeadlineExceeded. This reads through the store's agent, stops at maxAnswerBytes
+ * and fails a cut-off answer at once; failures look like node-fetch's, so classifyFailure applies.
+ */
+function boundedHttpLibrary(k8s: Client): K8s.HttpLibrary {
+  return k8s.wrapHttpLibrary({
+    send(request) {
+      return new Promise((resolvePromise, reject) => {
+        const url = new URL(request.getUrl());
+        const send = url.protocol === 'https:' ? https.request : http.request;
+        const signal = request.getSignal();
+        // An abort mid-body surfaces as a reset; it is still an abort (deadline or store timeout).
+        const networkError = (err: unknown) =>
+          err instanceof ProviderError || (err instanceof Error && err.name === 'AbortError')
+            ? err
+            : signal?.aborted
+              ? Object.assign(new Error('aborted'), { name: 'AbortError' })
+              : Object.assign(new Error('request failed'), { name: 'FetchError', code: (err as { code?: unknown } | null)?.code ?? 'ECONNRESET' });
+        const req = send(
+          url,
+          { method: request.getHttpMethod(), headers: request.getHeaders(), agent: request.getAgent(), ...(signal ? { signal } : {}) },
+          (res) => {
+            readCapped(res).then((bytes) => {
+              const headers = Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]));
+              const body = { text: async () => bytes.toString('utf8'), binary: async () => bytes };
+              resolvePromise(new k8s.ResponseContext(res.statusCode ?? 0, headers, body));
+            }, (err: unknown) => reject(networkError(err)));
+          },
+        );
+        req.on('error', (err) => reject(networkError(err)));
+        const body = request.getBody();
+        req.end(typeof body === 'string' ? body : body === undefined ? undefined : String(body));
+      });
+    },
+  });
+}
+
+async function readCapped(res: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res) {
+    size += (chunk as Buffer).length;
+    if (size > maxAnswerBytes) {
+      res.destroy();
+      throw new ProviderError('Unavailable', `the API server's answer exceeded ${maxAnswerBytes} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  // A reset after the last chunk arrived still cuts the answer short of its Content-Length.
+  if (!res.complete) throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+  return Buffer.concat(chunks);
 }
 
 /**
@@ -279,6 +338,8 @@ function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): 
       );
     }
   }
+  // Cut-off or non-JSON answers (a proxy's HTML page) are the store's fault, not the pod's: retryable.
+  if (err instanceof SyntaxError) return fail('Unavailable', `the API server sent a malformed answer for ${what} (not JSON)`);
   if (err instanceof Error && err.name === 'FetchError') {
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string' && tlsErrorCodes.has(code)) {
@@ -372,21 +433,33 @@ function toFetchResult(kind: ObjectKind, object: K8s.V1Secret | K8s.V1ConfigMap)
 }
 
 function secretFields(secret: K8s.V1Secret): Record<string, Buffer> {
-  return Object.fromEntries(Object.entries(secret.data ?? {}).map(([key, value]) => [key, decodeBase64(value, key)]));
+  return Object.fromEntries(Object.entries(stringMap(secret.data, 'data')).map(([key, value]) => [key, decodeBase64(value, key)]));
 }
 
 function configMapFields(configMap: K8s.V1ConfigMap): Record<string, Buffer> {
   return Object.fromEntries([
-    ...Object.entries(configMap.data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'utf8')] as const),
-    ...Object.entries(configMap.binaryData ?? {}).map(([key, value]) => [key, decodeBase64(value, key)] as const),
+    ...Object.entries(stringMap(configMap.data, 'data')).map(([key, value]) => [key, Buffer.from(value, 'utf8')] as const),
+    ...Object.entries(stringMap(configMap.binaryData, 'binaryData')).map(([key, value]) => [key, decodeBase64(value, key)] as const),
   ]);
+}
+
+/**
+ * client-node does not check value types: a map of non-strings used to crash the decoding with a
+ * TypeError (Internal). Found by fault injection (test/faults, wrong-shape JSON); it is a malformed answer.
+ */
+function stringMap(value: unknown, field: string): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw new ProviderError('Unavailable', `the API server sent a malformed answer (${field} is not a map of strings)`);
+  }
+  return value as Record<string, string>;
 }
 
 /** Node's base64 decoder skips invalid characters; a round trip catches a corrupted value instead. */
 function decodeBase64(value: string, key: string): Buffer {
   const bytes = Buffer.from(value, 'base64');
   if (bytes.toString('base64') !== value) {
-    throw new ProviderError('Internal', `the API server sent key ${JSON.stringify(key)} in malformed base64`);
+    throw new ProviderError('Unavailable', `the API server sent a malformed answer (key ${JSON.stringify(key)} is not valid base64)`);
   }
   return bytes;
 }

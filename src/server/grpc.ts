@@ -1,4 +1,5 @@
-import { lstat, unlink, chmod } from 'node:fs/promises';
+import { lstat, unlink, chmod, rename } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { HealthImplementation } from 'grpc-health-check';
@@ -71,17 +72,25 @@ export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
 
   return {
     async listen(socketPath) {
-      await removeStaleSocket(socketPath);
+      await checkReplaceable(socketPath);
+      // libuv unlinks a listening Unix socket's path when the server closes, whatever file is there
+      // by then: a stopping provider deleted the socket of the one that had replaced it (found by the
+      // restart test, test/load). So bind a private name and rename it into place: the close then
+      // unlinks only the private name, removeOwnSocket decides about the real one, and a stale
+      // socket is replaced atomically, with no moment without a socket.
+      const bindPath = join(dirname(socketPath), `.${basename(socketPath)}.${process.pid}`);
+      await unlink(bindPath).catch(() => undefined);
       // The socket is the only protection of the API: create it private, not just chmod it later.
       const previousUmask = process.umask(0o177);
       try {
         await new Promise<void>((resolve, reject) =>
-          server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+          server.bindAsync(`unix:${bindPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
         );
       } finally {
         process.umask(previousUmask);
       }
-      await chmod(socketPath, 0o600);
+      await chmod(bindPath, 0o600);
+      await rename(bindPath, socketPath);
       socket = { path: socketPath, ino: (await lstat(socketPath)).ino };
       deps.logger.info({ socket: socketPath }, 'listening');
     },
@@ -105,11 +114,9 @@ export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
   };
 }
 
-async function removeStaleSocket(path: string): Promise<void> {
+async function checkReplaceable(path: string): Promise<void> {
   const info = await lstat(path).catch(() => undefined);
-  if (!info) return;
-  if (!info.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
-  await unlink(path);
+  if (info && !info.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
 }
 
 /** A new provider may already have bound the same path; only remove the socket we created. */

@@ -18,12 +18,16 @@
  *   aws.failNext('us-east-1', 3, 'throttling' | 'internal'); aws.setLatency(region, ms);
  *   aws.count({ region, operation, status }); aws.calls (region, operation, accessKeyId, principal, status, error)
  *   aws.issuedCredentials (to check that no secret key or session token leaks); aws.advance(ms); await aws.close();
+ * Faults of the shared vocabulary (./faults.ts) for Secrets Manager and SSM requests only (not STS or the
+ * agent): aws.inject({ kind: 'truncated' }, { times, match }), matched against `<region>/<X-Amz-Target>`
+ * (`us-east-1/secretsmanager.GetSecretValue`); aws.faults.applied counts them.
  * Role names become ARNs `arn:aws:iam::<account>:role/<name>`; `allow` lists name globs (`*` any run).
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
 
 export const testAccount = '123456789012';
 
@@ -82,6 +86,9 @@ export interface AwsTestServer {
   /** The next `count` Secrets Manager/SSM requests to `region` fail (Infinity: until cleared with 0). */
   failNext(region: string, count: number, kind?: FaultKind): void;
   setLatency(region: string, ms: number): void;
+  /** A fault for the next `times` Secrets Manager/SSM requests whose `<region>/<target>` matches. */
+  inject(fault: Fault, options?: InjectOptions): void;
+  readonly faults: FaultInjector;
   count(filter?: Partial<Pick<CallRecord, 'region' | 'operation' | 'service' | 'status' | 'error' | 'principal' | 'accessKeyId'>>): number;
   /** Moves the server's clock (credential expiry, token expiry) forward. */
   advance(ms: number): void;
@@ -621,6 +628,13 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
     const record = (status: number, extra: Partial<CallRecord>) => calls.push({ region, service, operation, status, ...extra });
     const state = regionOf(region);
     if (state.latencyMs > 0) await new Promise((r) => setTimeout(r, state.latencyMs));
+    const spoiler = op ? injected.take(`${region}/${target}`) : undefined;
+    if (spoiler && (await injected.before(spoiler, res, awsErrorBody(service), jsonType))) {
+      record(spoiler.kind === 'status' ? spoiler.status : 0, { error: `injected ${spoiler.kind}` });
+      return;
+    }
+    const sendJson = (res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}) =>
+      injected.send(spoiler, res, status, { 'content-type': jsonType, 'x-amzn-requestid': randomUUID(), ...extra }, JSON.stringify(body), awsWrongShape);
     let who: { accessKeyId: string; principal: Principal } | undefined;
     try {
       if (!op) throw new AwsError('UnknownOperationException', '');
@@ -685,6 +699,7 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
     sendJson(res, 404, { message: 'Not Found' });
   }
 
+  const injected = createFaultInjector();
   const servers: Array<{ region: string; server: Server; url: string }> = [];
   for (const region of regionNames) {
     const server = createServer((req, res) => {
@@ -698,6 +713,10 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
     servers.push({ region, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
   }
   const first = servers[0]!;
+
+  const closeServers = async () => {
+    injected.releaseHanging();
+  };
 
   return {
     endpoint(region) {
@@ -788,6 +807,10 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
     setLatency(region, ms) {
       regionOf(region).latencyMs = ms;
     },
+    inject(fault, opts) {
+      injected.inject(fault, opts);
+    },
+    faults: injected,
     count(filter = {}) {
       return calls.filter((c) => Object.entries(filter).every(([k, v]) => c[k as keyof CallRecord] === v)).length;
     },
@@ -795,6 +818,7 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
       offsetMs += ms;
     },
     async close() {
+      await closeServers();
       await Promise.all(
         servers.map(async ({ server }) => {
           server.closeAllConnections();
@@ -805,3 +829,16 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
     },
   };
 }
+
+/** AWS's JSON error for an injected status: throttling for 400 and 429, a service fault for 5xx. */
+function awsErrorBody(service: 'secretsmanager' | 'ssm' | 'sts' | 'pod-identity') {
+  return (status: number): { body: string; headers: Record<string, string> } => {
+    const type =
+      status >= 500 ? (service === 'ssm' ? 'InternalServerError' : 'InternalServiceError') : status === 429 || status === 400 ? 'ThrottlingException' : 'AccessDeniedException';
+    const message = status >= 500 ? 'An error occurred on the server side.' : status === 403 ? 'not authorized' : 'Rate exceeded';
+    return { body: JSON.stringify({ __type: type, message }), headers: { 'x-amzn-errortype': `${type}:`, 'x-amzn-requestid': randomUUID() } };
+  };
+}
+
+/** JSON of the wrong shape: a secret value that is not a string. */
+const awsWrongShape = JSON.stringify({ ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:x-abc', Name: 'x', SecretString: 12345 });

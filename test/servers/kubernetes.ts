@@ -4,6 +4,9 @@
  *   GET /api/v1/namespaces/{ns}/secrets/{name} and .../configmaps/{name}
  * with real object shapes, real `Status` error bodies, bearer-token and client-certificate
  * authentication, an RBAC-like authorisation table and `resourceVersion` bumping on every write.
+ * For the driver's secretObjects sync it also takes POST /api/v1/namespaces/{ns}/secrets and PUT
+ * .../secrets/{name}, with the API server's Secret validation (key names, the 1 MiB limit, the keys
+ * kubernetes.io/tls and kubernetes.io/dockerconfigjson require) answered as 422 `Invalid`.
  *
  *   const api = await startKubernetesTestServer();       // HTTPS with its own CA; {tls: false} for http
  *   api.url, api.caPem
@@ -15,11 +18,15 @@
  *   api.writeKubeconfig(path, {user?, caPem?, context?})   a kubeconfig for this server
  *   api.putSecret({namespace, name, type?, data}) / api.putConfigMap({namespace, name, data?, binaryData?})
  *       -> the new resourceVersion; api.deleteObject(resource, namespace, name)
- *   api.allow({subject, namespace, resource, names?})      grant `get`; subjects are user names,
- *       serviceAccountUser(ns, sa) gives a service account's
+ *   api.allow({subject, namespace, resource, names?, verbs?})   grant verbs (default `get`; also
+ *       `create`, `update` for secrets); subjects are user names, serviceAccountUser(ns, sa) gives a
+ *       service account's
+ *   api.getObject(resource, namespace, name)        the stored object as the API returns it, or undefined
  *   api.fail({status, times?, retryAfterSeconds?})  the next `times` requests answer `status`
  *   api.stall({times?, ms})                         the next `times` requests answer after `ms`
- *   api.clearFaults()                                drops pending fail() and stall() switches
+ *   api.clearFaults()                                drops pending fail(), stall() and inject() switches
+ *   api.inject(fault, {times?, match?})              a fault of the shared vocabulary (./faults.ts) for the
+ *       next `times` requests whose path matches; api.faults.applied counts what was applied
  *   api.requests                                     every request: method, path, user, status
  *   api.connections()                                TCP connections accepted so far (pooling checks)
  *   api.close()
@@ -30,9 +37,11 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
 import { createTestCa, type Pem } from './tls.js';
 
 export type Resource = 'secrets' | 'configmaps';
+export type Verb = 'get' | 'create' | 'update';
 
 export interface IssuedToken {
   readonly token: string;
@@ -70,10 +79,13 @@ export interface KubernetesTestServer {
     binaryData?: Record<string, Buffer>;
   }): string;
   deleteObject(resource: Resource, namespace: string, name: string): void;
-  allow(rule: { subject: string; namespace: string; resource: Resource; names?: string[] }): void;
+  allow(rule: { subject: string; namespace: string; resource: Resource; names?: string[]; verbs?: Verb[] }): void;
+  getObject(resource: Resource, namespace: string, name: string): Record<string, unknown> | undefined;
   fail(fault: { status: 401 | 403 | 404 | 409 | 429 | 500 | 503; times?: number; retryAfterSeconds?: number }): void;
   stall(options: { ms: number; times?: number }): void;
   clearFaults(): void;
+  inject(fault: Fault, options?: InjectOptions): void;
+  readonly faults: FaultInjector;
   readonly requests: readonly LoggedRequest[];
   connections(): number;
   close(): Promise<void>;
@@ -94,9 +106,10 @@ interface Rule {
   readonly namespace: string;
   readonly resource: Resource;
   readonly names?: readonly string[];
+  readonly verbs?: readonly Verb[];
 }
 
-interface Fault {
+interface StatusFault {
   status: number;
   remaining: number;
   retryAfterSeconds: number;
@@ -115,9 +128,10 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
   const objects = new Map<string, StoredObject>();
   const rules: Rule[] = [];
   const users = new Map<string, User>();
-  const faults: Fault[] = [];
+  const faults: StatusFault[] = [];
   const stalls: { ms: number; remaining: number }[] = [];
   const requests: LoggedRequest[] = [];
+  const injected = createFaultInjector();
   let revision = 1000;
 
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -145,22 +159,29 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
   async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', url).pathname;
     const user = authenticate(req);
+    const spoiler = injected.take(path);
+    if (spoiler && (await injected.before(spoiler, res, injectedStatus(path), 'application/json'))) {
+      requests.push({ method: req.method ?? '', path, user, status: spoiler.kind === 'status' ? spoiler.status : 0 });
+      return;
+    }
     const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       requests.push({ method: req.method ?? '', path, user, status });
-      res.writeHead(status, { 'content-type': 'application/json', ...headers });
-      res.end(JSON.stringify(body));
+      injected.send(spoiler, res, status, { 'content-type': 'application/json', ...headers }, JSON.stringify(body), wrongShape);
     };
     await waitForStall();
     const fault = takeFault();
     if (fault) return answer(...faultAnswer(fault, path));
     if (user === undefined) return answer(401, status(401, 'Unauthorized', 'Unauthorized'));
+    const collection = /^\/api\/v1\/namespaces\/([^/]+)\/secrets$/.exec(path);
+    if (collection && req.method === 'POST') return writeSecret(user, collection[1]!, undefined, await readBody(req), answer);
     const route = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets|configmaps)\/([^/]+)$/.exec(path);
     if (!route) return answer(404, status(404, 'NotFound', 'the server could not find the requested resource'));
     const [namespace, resource, name] = [route[1]!, route[2] as Resource, decodeURIComponent(route[3]!)];
+    if (req.method === 'PUT' && resource === 'secrets') return writeSecret(user, namespace, name, await readBody(req), answer);
     if (req.method !== 'GET') {
       return answer(405, status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
     }
-    if (!isAllowed(user, namespace, resource, name)) {
+    if (!isAllowed(user, namespace, resource, name, 'get')) {
       const message =
         `${resource} "${name}" is forbidden: User "${user}" cannot get resource "${resource}" ` +
         `in API group "" in the namespace "${namespace}"`;
@@ -208,10 +229,65 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     return createHmac('sha256', signingKey).update(input).digest();
   }
 
-  function isAllowed(user: string, namespace: string, resource: Resource, name: string): boolean {
+  function isAllowed(user: string, namespace: string, resource: Resource, name: string | undefined, verb: Verb): boolean {
     return rules.some(
-      (r) => r.subject === user && r.namespace === namespace && r.resource === resource && (!r.names || r.names.includes(name)),
+      (r) =>
+        r.subject === user &&
+        r.namespace === namespace &&
+        r.resource === resource &&
+        (r.verbs ?? ['get']).includes(verb) &&
+        (!r.names || (name !== undefined && r.names.includes(name))),
     );
+  }
+
+  /** POST (create, name from the body) or PUT (replace) of a Secret, validated like the API server. */
+  function writeSecret(
+    user: string,
+    namespace: string,
+    pathName: string | undefined,
+    body: unknown,
+    answer: (status: number, body: unknown) => void,
+  ): void {
+    const secret = (typeof body === 'object' && body !== null ? body : {}) as {
+      metadata?: { name?: string; namespace?: string; labels?: object; annotations?: object; ownerReferences?: object[] };
+      type?: string;
+      data?: Record<string, string>;
+    };
+    const name = pathName ?? secret.metadata?.name ?? '';
+    const verb: Verb = pathName === undefined ? 'create' : 'update';
+    if (!isAllowed(user, namespace, 'secrets', pathName, verb)) {
+      const message = `secrets${pathName ? ` "${name}"` : ''} is forbidden: User "${user}" cannot ${verb} resource "secrets" in API group "" in the namespace "${namespace}"`;
+      return answer(403, status(403, 'Forbidden', message, { ...(pathName && { name }), kind: 'secrets' }));
+    }
+    const causes = secretProblems(name, secret.type ?? 'Opaque', secret.data ?? {});
+    if (secret.metadata?.namespace !== undefined && secret.metadata.namespace !== namespace) {
+      causes.push({ field: 'metadata.namespace', message: 'Invalid value: the namespace of the provided object does not match the namespace sent on the request' });
+    }
+    if (causes.length > 0) {
+      const list = causes.map((c) => `${c.field}: ${c.message}`);
+      const message = `Secret "${name}" is invalid: ${list.length === 1 ? list[0] : `[${list.join(', ')}]`}`;
+      return answer(422, status(422, 'Invalid', message, { name, kind: 'Secret', causes: causes.map((c) => ({ reason: 'FieldValueInvalid', ...c })) }));
+    }
+    const exists = objects.has(objectKey('secrets', namespace, name));
+    if (verb === 'create' && exists) {
+      return answer(409, status(409, 'AlreadyExists', `secrets "${name}" already exists`, { name, kind: 'secrets' }));
+    }
+    if (verb === 'update' && !exists) {
+      return answer(404, status(404, 'NotFound', `secrets "${name}" not found`, { name, kind: 'secrets' }));
+    }
+    store('secrets', namespace, name, (metadata) => ({
+      kind: 'Secret',
+      apiVersion: 'v1',
+      metadata: {
+        ...metadata,
+        ...(secret.metadata?.labels && { labels: secret.metadata.labels }),
+        ...(secret.metadata?.annotations && { annotations: secret.metadata.annotations }),
+        ...(secret.metadata?.ownerReferences && { ownerReferences: secret.metadata.ownerReferences }),
+      },
+      type: secret.type ?? 'Opaque',
+      data: secret.data ?? {},
+    }));
+    answer(verb === 'create' ? 201 : 200, objects.get(objectKey('secrets', namespace, name))!.body);
   }
 
   async function waitForStall(): Promise<void> {
@@ -222,7 +298,7 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     await new Promise((done) => setTimeout(done, next.ms));
   }
 
-  function takeFault(): Fault | undefined {
+  function takeFault(): StatusFault | undefined {
     const next = faults[0];
     if (!next) return undefined;
     next.remaining -= 1;
@@ -320,6 +396,10 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     allow(rule) {
       rules.push(rule);
     },
+    getObject(resource, namespace, name) {
+      const body = objects.get(objectKey(resource, namespace, name))?.body;
+      return body === undefined ? undefined : (JSON.parse(JSON.stringify(body)) as Record<string, unknown>);
+    },
     fail({ status: code, times = 1, retryAfterSeconds = 1 }) {
       faults.push({ status: code, remaining: times, retryAfterSeconds });
     },
@@ -329,14 +409,65 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     clearFaults() {
       faults.length = 0;
       stalls.length = 0;
+      injected.clear();
     },
+    inject(fault, options) {
+      injected.inject(fault, options);
+    },
+    faults: injected,
     requests,
     connections: () => connections,
     async close() {
+      injected.releaseHanging();
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));
     },
   };
+}
+
+async function readBody(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The API server's Secret validation (pkg/apis/core/validation ValidateSecret), as field causes. */
+function secretProblems(name: string, type: string, data: Record<string, string>): Array<{ field: string; message: string }> {
+  const causes: Array<{ field: string; message: string }> = [];
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name) || name.length > 253) {
+    causes.push({ field: 'metadata.name', message: name === '' ? 'Required value: name or generateName is required' : `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'` });
+  }
+  let total = 0;
+  const decoded = new Map<string, Buffer>();
+  for (const [key, value] of Object.entries(data)) {
+    if (!/^[-._a-zA-Z0-9]+$/.test(key) || key.length > 253) {
+      causes.push({ field: `data[${key}]`, message: `Invalid value: "${key}": a valid config key must consist of alphanumeric characters, '-', '_' or '.'` });
+    }
+    const bytes = Buffer.from(value, 'base64');
+    decoded.set(key, bytes);
+    total += bytes.length;
+  }
+  if (total > 1024 * 1024) causes.push({ field: 'data', message: 'Too long: must have at most 1048576 bytes' });
+  if (type === 'kubernetes.io/tls') {
+    for (const key of ['tls.crt', 'tls.key']) if (!decoded.has(key)) causes.push({ field: `data[${key}]`, message: 'Required value' });
+  }
+  if (type === 'kubernetes.io/dockerconfigjson') {
+    const config = decoded.get('.dockerconfigjson');
+    if (!config) {
+      causes.push({ field: 'data[.dockerconfigjson]', message: 'Required value' });
+    } else {
+      try {
+        JSON.parse(config.toString('utf8'));
+      } catch (err) {
+        causes.push({ field: 'data[.dockerconfigjson]', message: `Invalid value: "<secret contents redacted>": ${(err as Error).message}` });
+      }
+    }
+  }
+  return causes;
 }
 
 function objectKey(resource: Resource, namespace: string, name: string): string {
@@ -351,7 +482,17 @@ function status(code: number, reason: string, message: string, details?: Record<
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details && { details }), code };
 }
 
-function faultAnswer(fault: Fault, path: string): [number, Record<string, unknown>, Record<string, string>] {
+/** A Secret whose data values are not strings: what a broken proxy or a schema mismatch yields. */
+const wrongShape = JSON.stringify({ kind: 'Secret', apiVersion: 'v1', metadata: { name: 'x', resourceVersion: '1' }, data: { k: 12345 } });
+
+function injectedStatus(path: string) {
+  return (code: number, retryAfterSeconds: number | undefined) => {
+    const [status, body, headers] = faultAnswer({ status: code, remaining: 0, retryAfterSeconds: retryAfterSeconds ?? 1 }, path);
+    return { body: JSON.stringify({ ...body, code: status }), headers };
+  };
+}
+
+function faultAnswer(fault: StatusFault, path: string): [number, Record<string, unknown>, Record<string, string>] {
   const name = path.split('/').pop() ?? '';
   switch (fault.status) {
     case 401:

@@ -10,6 +10,8 @@
  *   const { token } = vault.issuePodToken({ namespace: 'shop', serviceAccount: 'app' });
  *   vault.counters.logins; vault.seal(); vault.revokeAllTokens(); await vault.close();
  * Everything takes `{ namespace }` for Enterprise namespaces (X-Vault-Namespace); "" is the root.
+ * Faults of the shared vocabulary (./faults.ts): vault.inject({ kind: 'reset' }, { times, match }), matched
+ * against the request path (`/v1/secret/data/app`); vault.faults.applied counts them.
  */
 import 'reflect-metadata';
 import { createHmac, randomBytes, randomUUID, timingSafeEqual, webcrypto } from 'node:crypto';
@@ -18,6 +20,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as x509 from '@peculiar/x509';
+import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
 import { createTestCa, type TestCa } from './tls.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -120,6 +123,9 @@ export interface VaultTestServer {
   failNext(count: number, status: number, errors: string[], retryAfterSeconds?: number): void;
   /** Every answer waits this long first (0 to stop). */
   setDelay(ms: number): void;
+  /** A fault for the next `times` requests whose path matches (see ./faults.ts). */
+  inject(fault: Fault, options?: InjectOptions): void;
+  readonly faults: FaultInjector;
   close(): Promise<void>;
 }
 
@@ -247,6 +253,7 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
   const failures: Reply[] = [];
   let sealed = false;
   let delayMs = 0;
+  const injected = createFaultInjector();
   const issuer = await loadIssuer(ca);
 
   const ns = (name = ''): NamespaceState => {
@@ -597,6 +604,12 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     counters.requests += 1;
     if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
     const url = new URL(incoming.url ?? '/', 'http://vault');
+    const spoiler = injected.take(url.pathname);
+    if (spoiler && (await injected.before(spoiler, res, vaultErrorBody, 'application/json'))) {
+      incoming.resume();
+      requests.push({ method: incoming.method ?? 'GET', path: url.pathname, namespace: '', status: spoiler.kind === 'status' ? spoiler.status : 0, hadToken: false });
+      return;
+    }
     const raw = await readBody(incoming);
     const header = (name: string) => {
       const v = incoming.headers[name];
@@ -630,8 +643,8 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
       status: reply.status,
       hadToken: header('x-vault-token') !== undefined,
     });
-    res.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...reply.headers });
-    res.end(reply.body === undefined ? '' : JSON.stringify(reply.body));
+    const headers = { 'content-type': 'application/json', 'cache-control': 'no-store', ...reply.headers };
+    injected.send(spoiler, res, reply.status, headers, reply.body === undefined ? '' : JSON.stringify(reply.body), vaultWrongShape);
   }
 
   const listener = (incoming: IncomingMessage, res: ServerResponse) => {
@@ -753,13 +766,27 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     setDelay(ms) {
       delayMs = ms;
     },
+    inject(fault, opts) {
+      injected.inject(fault, opts);
+    },
+    faults: injected,
     async close() {
+      injected.releaseHanging();
       server.closeAllConnections();
       server.close();
       await once(server, 'close');
     },
   };
 }
+
+/** Vault's error body for an injected status: 503 says sealed, 429 rate limited, others internal. */
+function vaultErrorBody(status: number): { body: string } {
+  const message = status === 503 ? 'Vault is sealed' : status === 429 ? 'request path "secret/": rate limit quota exceeded' : '1 error occurred:\n\t* internal error\n\n';
+  return { body: JSON.stringify({ errors: [message] }) };
+}
+
+/** JSON, but not the object every Vault answer is. */
+const vaultWrongShape = JSON.stringify(['not', 'an', 'object']);
 
 async function readBody(incoming: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -1,0 +1,166 @@
+/**
+ * Three stores (Kubernetes, Vault, AWS Secrets Manager), each backed by its protocol-faithful test
+ * server with fault injection, behind the real provider on a real Unix socket. Each store holds one
+ * multi-key secret (`a`, `b`) that tests can switch between versions; Mounts read it with
+ * `expand: keys`, so one response carries both keys and must show one version of both.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCanaries, type Canaries } from '../helpers/canary.js';
+import { driverRequest, type MountReply, type MountRequest } from '../helpers/driver-client.js';
+import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
+import type { Fault, InjectOptions } from '../servers/faults.js';
+import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
+import { startVaultTestServer, type VaultTestServer } from '../servers/vault.js';
+
+export const storeKinds = ['kube', 'vault', 'sm'] as const;
+export type StoreKind = (typeof storeKinds)[number];
+
+export interface Version {
+  readonly a: string;
+  readonly b: string;
+}
+
+export interface FaultWorld {
+  readonly p: TestProvider;
+  readonly kube: KubernetesTestServer;
+  readonly vault: VaultTestServer;
+  readonly aws: AwsTestServer;
+  readonly canaries: Canaries;
+  /** Every error message seen, for the leak check. */
+  readonly errors: string[];
+  /** The two versions each store's secret switches between. */
+  readonly versions: Record<StoreKind, readonly [Version, Version]>;
+  /** Makes `which` (0 or 1) the current version of the store's secret. */
+  setVersion(store: StoreKind, which: 0 | 1): void;
+  /** Arms a fault on the request that reads the store's secret (not on logins or token exchanges). */
+  inject(store: StoreKind, fault: Fault, options?: Omit<InjectOptions, 'match'>): void;
+  clearFaults(): void;
+  request(store: StoreKind): MountRequest;
+  /** The version a reply carries, or throws if it mixes versions or carries something else. */
+  versionOf(store: StoreKind, reply: MountReply): 0 | 1;
+  close(): Promise<void>;
+}
+
+/** Store timeouts are short so that hangs end quickly; retries are fast and the breaker stays closed. */
+function providerConfig(kubeconfig: string, vaultUrl: string, aws: AwsTestServer): string {
+  const guard = `
+    cache: {ttl: 0}
+    retry: {attempts: 3, baseDelay: 20ms, maxDelay: 100ms}
+    breaker: {failures: 100000}`;
+  return `
+versionKey: faults-version-key-0123456789
+stores:
+  - name: kube
+    backend: kubernetes
+    identity: pod
+    kubeconfig: ${kubeconfig}
+    timeout: 1s${guard}
+  - name: vault
+    backend: vault
+    address: ${vaultUrl}
+    tls: {caFile: ../vault-ca.pem}
+    auth: {method: kubernetes, role: app}
+    timeout: 1s${guard}
+  - name: sm
+    backend: aws-secrets-manager
+    region: us-east-1
+    endpoint: ${aws.endpoint('us-east-1')}
+    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}
+    # Longer: the SDK's own retries (honouring Retry-After) run inside one store timeout.
+    timeout: 2s${guard}
+`;
+}
+
+export async function startFaultWorld(): Promise<FaultWorld> {
+  const canaries = createCanaries();
+  const errors: string[] = [];
+  const versions = Object.fromEntries(
+    storeKinds.map((s) => [
+      s,
+      [0, 1].map((n) => ({ a: canaries.next(`${s}-v${n}-a`), b: canaries.next(`${s}-v${n}-b`) })) as [Version, Version],
+    ]),
+  ) as Record<StoreKind, [Version, Version]>;
+
+  const kube = await startKubernetesTestServer();
+  kube.allow({ subject: serviceAccountUser('shop', 'app'), namespace: 'shop', resource: 'secrets', names: ['multi'] });
+  const kubeconfigPath = join(tmpdir(), `usp-faults-kubeconfig-${process.pid}-${Date.now()}`);
+  await kube.writeKubeconfig(kubeconfigPath);
+  const kubeconfig = await readFile(kubeconfigPath);
+  await rm(kubeconfigPath);
+
+  const vault = await startVaultTestServer();
+  vault.enableKv('secret', 2);
+  vault.definePolicy('app', { 'secret/data/shop/*': ['read'] });
+  vault.defineRole({ name: 'app', boundServiceAccountNames: ['app'], boundNamespaces: ['shop'], policies: ['app'] });
+
+  const aws = await startAwsTestServer();
+  aws.defineRole({ name: 'shop-app', trust: [{ namespace: 'shop', serviceAccount: 'app' }], allow: ['shop/*'] });
+
+  const setVersion = (store: StoreKind, which: 0 | 1) => {
+    const v = versions[store][which];
+    if (store === 'kube') kube.putSecret({ namespace: 'shop', name: 'multi', data: { a: v.a, b: v.b } });
+    if (store === 'vault') vault.writeKv('secret', 'shop/multi', { a: v.a, b: v.b });
+    if (store === 'sm') aws.putSecret('shop/multi', JSON.stringify({ a: v.a, b: v.b }));
+  };
+  for (const s of storeKinds) setVersion(s, 0);
+
+  const p = await startTestProvider({
+    config: providerConfig('../kubeconfig', vault.url, aws),
+    files: { kubeconfig, 'vault-ca.pem': vault.ca.cert },
+  });
+
+  const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi' };
+
+  return {
+    p,
+    kube,
+    vault,
+    aws,
+    canaries,
+    errors,
+    versions,
+    setVersion,
+    inject(store, fault, options = {}) {
+      if (store === 'kube') kube.inject(fault, { ...options, match: '/secrets/multi' });
+      if (store === 'vault') vault.inject(fault, { ...options, match: '/v1/secret/data/shop/multi' });
+      if (store === 'sm') aws.inject(fault, { ...options, match: 'secretsmanager.' });
+    },
+    clearFaults() {
+      kube.clearFaults();
+      vault.faults.clear();
+      aws.faults.clear();
+    },
+    request(store) {
+      const tokens: Record<string, { token: string; expirationTimestamp: string }> = {};
+      const add = (audience: string, t: { token: string; expiresAt: number }) => {
+        canaries.add(t.token);
+        tokens[audience] = { token: t.token, expirationTimestamp: new Date(t.expiresAt).toISOString() };
+      };
+      if (store === 'kube') add('', kube.issueToken({ namespace: 'shop', serviceAccount: 'app', expiresInSeconds: 7200 }));
+      if (store === 'vault') add('vault', vault.issuePodToken({ namespace: 'shop', serviceAccount: 'app', ttlSeconds: 7200 }));
+      if (store === 'sm') add('sts.amazonaws.com', aws.issuePodToken({ namespace: 'shop', serviceAccount: 'app', audience: 'sts.amazonaws.com', ttlSeconds: 7200 }));
+      return driverRequest(`- {name: s, store: ${store}, ref: ${refs[store]}, expand: keys}`, {
+        namespace: 'shop',
+        serviceAccount: 'app',
+        tokens,
+        ...(store === 'sm' ? { parameters: { role: aws.roleArn('shop-app') } } : {}),
+      });
+    },
+    versionOf(store, reply) {
+      const files = new Map(reply.files.map((f) => [f.path, f.contents.toString('utf8')]));
+      const got = { a: files.get('s/a'), b: files.get('s/b') };
+      if (files.size !== 2) throw new Error(`expected exactly s/a and s/b, got ${[...files.keys()].join(', ')}`);
+      const [v0, v1] = versions[store];
+      if (got.a === v0.a && got.b === v0.b) return 0;
+      if (got.a === v1.a && got.b === v1.b) return 1;
+      throw new Error(`the reply of store ${store} mixes versions or carries foreign content`);
+    },
+    async close() {
+      await p.stop();
+      await Promise.all([kube.close(), vault.close(), aws.close()]);
+    },
+  };
+}
