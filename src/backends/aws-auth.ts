@@ -750,24 +750,9 @@ function pruneMap<V>(map: Map<string, V>, expired: (v: V) => boolean, limit = ma
   }
 }
 
-/** Lets one caller stop waiting on a shared operation without cancelling it for the others. */
-export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  const cancelled = () => new ProviderError('DeadlineExceeded', 'the Mount was cancelled or its deadline passed before AWS answered');
-  if (signal.aborted) return Promise.reject(cancelled());
-  return new Promise<T>((resolvePromise, reject) => {
-    const onAbort = () => reject(cancelled());
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolvePromise(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
+/** Why a caller stopped waiting for AWS. */
+export function awsCancelled(): ProviderError {
+  return new ProviderError('DeadlineExceeded', 'the Mount was cancelled or its deadline passed before AWS answered');
 }
 
 /** The SDK's HTTP handler warns through this; its messages carry no request data. */

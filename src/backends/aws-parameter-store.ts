@@ -1,6 +1,7 @@
 import type * as Ssm from '@aws-sdk/client-ssm';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { raceSignal } from '../abort.js';
 import { ProviderError } from '../errors.js';
 import { parseOrThrow } from '../schema.js';
 import {
@@ -12,7 +13,7 @@ import {
   isTransient,
   itemError,
   MicroBatcher,
-  raceSignal,
+  awsCancelled,
   type AwsCaller,
   type AwsStoreOptions,
   type PendingRead,
@@ -91,11 +92,11 @@ class ParameterStore implements StoreBackend<ParameterStoreObjectSpec> {
     if (ref.endsWith('/')) {
       if (version !== undefined) throw new ProviderError('InvalidArgument', 'version applies to one parameter, not to a path');
       const caller = this.aws.callerFor(ctx);
-      return raceSignal(this.#readPath(caller, ref, spec.recursive, ctx.signal), ctx.signal);
+      return raceSignal(this.#readPath(caller, ref, spec.recursive, ctx.signal), ctx.signal, awsCancelled);
     }
     const read = parseRead(ref, version, ctx.signal);
     const caller = this.aws.callerFor(ctx);
-    return raceSignal(this.#batcher.add(caller, read), ctx.signal);
+    return raceSignal(this.#batcher.add(caller, read), ctx.signal, awsCancelled);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import type * as Sm from '@aws-sdk/client-secrets-manager';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { raceSignal } from '../abort.js';
 import { ProviderError } from '../errors.js';
 import { parseOrThrow } from '../schema.js';
 import {
@@ -12,7 +13,7 @@ import {
   isTransient,
   itemError,
   MicroBatcher,
-  raceSignal,
+  awsCancelled,
   type AwsCaller,
   type AwsStoreOptions,
   type PendingRead,
@@ -99,7 +100,7 @@ class SecretsManagerStore implements StoreBackend<SecretsManagerObjectSpec> {
       ...(spec.versionStage !== undefined ? { versionStage: spec.versionStage } : {}),
       signal: ctx.signal,
     };
-    return raceSignal(this.#batcher.add(caller, read), ctx.signal);
+    return raceSignal(this.#batcher.add(caller, read), ctx.signal, awsCancelled);
   }
 
   async close(): Promise<void> {

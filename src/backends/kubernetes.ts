@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type * as K8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { ProviderError } from '../errors.js';
+import { tlsVerificationErrors } from './tls-errors.js';
 import { duration, parseOrThrow } from '../schema.js';
 import { fieldsContent } from './content.js';
 import type { BackendDefinition, FetchContext, FetchResult, StoreBackend } from './types.js';
@@ -310,16 +311,6 @@ async function readOnce<T>(read: (signal: AbortSignal) => Promise<T>, scope: Cal
   }
 }
 
-const tlsErrorCodes = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_SIGNATURE_FAILURE',
-]);
 
 function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): ProviderError {
   if (err instanceof ProviderError) return err;
@@ -342,7 +333,7 @@ function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): 
   if (err instanceof SyntaxError) return fail('Unavailable', `the API server sent a malformed answer for ${what} (not JSON)`);
   if (err instanceof Error && err.name === 'FetchError') {
     const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && tlsErrorCodes.has(code)) {
+    if (typeof code === 'string' && tlsVerificationErrors.has(code)) {
       return new ProviderError('Unavailable', `TLS verification of the API server failed reading ${what} (${code})`, { transient: false });
     }
     const cause = typeof code === 'string' ? code : 'network error';

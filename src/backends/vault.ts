@@ -5,6 +5,8 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { raceSignal } from '../abort.js';
+import { tlsVerificationErrors } from './tls-errors.js';
 import { ProviderError, type ErrorCode } from '../errors.js';
 import { duration, parseOrThrow } from '../schema.js';
 import { Secret } from '../secret.js';
@@ -261,16 +263,6 @@ function parseBody(text: string, status: number): Record<string, unknown> {
   return {};
 }
 
-const tlsErrorCodes = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_SIGNATURE_FAILURE',
-]);
 
 function transportError(err: unknown, signal: AbortSignal, callerSignal: AbortSignal | undefined, opts: VaultStoreOptions): ProviderError {
   if (err instanceof ProviderError) return err;
@@ -280,7 +272,7 @@ function transportError(err: unknown, signal: AbortSignal, callerSignal: AbortSi
       : new ProviderError('DeadlineExceeded', `Vault at ${opts.address} did not answer within ${opts.timeout}ms`);
   }
   const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.name : 'unknown error');
-  if (tlsErrorCodes.has(code)) {
+  if (tlsVerificationErrors.has(code)) {
     return new ProviderError('Unavailable', `cannot verify the TLS certificate of Vault at ${opts.address} (${code}); check tls.caFile and tls.serverName`);
   }
   return new ProviderError('Unavailable', `cannot reach Vault at ${opts.address} (${code})`);
@@ -413,25 +405,6 @@ function joinOrStart<T>(inflight: Map<string, Promise<T>>, key: string, start: (
   return { promise, joined: false };
 }
 
-/** Lets one caller stop waiting on a shared operation without cancelling it for the others. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(cancelled());
-  return new Promise<T>((resolvePromise, reject) => {
-    const onAbort = () => reject(cancelled());
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolvePromise(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
 function cancelled(): ProviderError {
   return new ProviderError('DeadlineExceeded', 'the Mount was cancelled or its deadline passed before Vault answered');
 }
@@ -516,7 +489,7 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
 
   fetch(request: FetchRequest<VaultObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
     // Logins and dynamic issues are shared between Mounts, so a cancelled Mount stops waiting instead.
-    return raceSignal(this.#fetchAs(request, ctx), ctx.signal);
+    return raceSignal(this.#fetchAs(request, ctx), ctx.signal, cancelled);
   }
 
   async #fetchAs(request: FetchRequest<VaultObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
@@ -722,7 +695,7 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
     const key = [caller.key, spec.method, segments.join('/'), canonicalJson(spec.args ?? null)].join('\u0000');
     // Shared across Mounts of one identity so concurrent rotations mint one credential, not several.
     const { promise } = joinOrStart(this.#dynamicFetches, key, () => this.#reuseOrIssue(key, segments, spec, caller));
-    return raceSignal(promise, signal);
+    return raceSignal(promise, signal, cancelled);
   }
 
   async #reuseOrIssue(key: string, segments: readonly string[], spec: VaultObjectSpec, caller: Caller): Promise<FetchResult> {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { MountRequestMessage } from '../mount/request.js';
 import { tokensKey } from '../mount/request.js';
 import { UsageError, type ClassFile } from './class-file.js';
+import { requireFlag, stringList, type parseFlags } from './flags.js';
 
 export interface PodDescription {
   readonly namespace: string;
@@ -58,4 +59,26 @@ function tokenExpiry(token: string): string {
     // Not a JWT: fall through to the default.
   }
   return new Date(Date.now() + 3_600_000).toISOString();
+}
+
+/** The flags `render` and `mount` share: which pod, which class, and what to show. */
+export const podFlags = {
+  class: { type: 'string' },
+  namespace: { type: 'string' },
+  'service-account': { type: 'string' },
+  pod: { type: 'string' },
+  token: { type: 'string', multiple: true },
+  out: { type: 'string' },
+  'show-values': { type: 'boolean' },
+} as const;
+
+type PodFlagValues = ReturnType<typeof parseFlags<typeof podFlags>>;
+
+export async function readPodFlags(flags: PodFlagValues): Promise<PodDescription> {
+  return {
+    namespace: requireFlag(flags.namespace, 'namespace'),
+    serviceAccount: requireFlag(flags['service-account'], 'service-account'),
+    podName: typeof flags.pod === 'string' ? flags.pod : undefined,
+    tokens: await readTokenFlags(stringList(flags.token)),
+  };
 }

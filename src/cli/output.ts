@@ -1,6 +1,7 @@
 import { mkdir, writeFile, chmod } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { checkDriverPath } from '../mount/paths.js';
+import type { Io } from './flags.js';
 
 export interface ShownFile {
   readonly path: string;
@@ -48,5 +49,15 @@ export async function writeFiles(dir: string, files: readonly ShownFile[]): Prom
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, file.contents, { mode: file.mode });
     await chmod(target, file.mode);
+  }
+}
+
+/** Prints the table, values only with --show-values, and writes --out: the same for render and mount. */
+export async function showFiles(io: Io, files: readonly ShownFile[], flags: { out?: unknown; 'show-values'?: unknown }): Promise<void> {
+  io.stdout(formatFileTable(files));
+  if (flags['show-values']) io.stdout(formatValues(files));
+  if (typeof flags.out === 'string') {
+    await writeFiles(flags.out, files);
+    io.stdout(`wrote ${files.length} files to ${flags.out}\n`);
   }
 }

@@ -6,9 +6,9 @@ import { toProviderError } from '../errors.js';
 import { createMountHandler } from '../mount/handler.js';
 import { createMetrics } from '../observability/metrics.js';
 import { readClassFile } from './class-file.js';
-import { buildDriverRequest, readTokenFlags } from './driver-request.js';
-import { parseFlags, requireFlag, stringList, type Io } from './flags.js';
-import { formatFileTable, formatValues, writeFiles } from './output.js';
+import { buildDriverRequest, podFlags, readPodFlags } from './driver-request.js';
+import { parseFlags, requireFlag, type Io } from './flags.js';
+import { showFiles } from './output.js';
 
 export const renderUsage = `usage: usp render --class SPC.yaml --config CONFIG.yaml --namespace NS --service-account SA
                   [--token AUDIENCE=FILE]... [--out DIR] [--show-values]
@@ -17,24 +17,10 @@ Runs the Mount pipeline locally and prints the files a pod would get (values onl
 
 /** `usp render`: the real pipeline, in process, against the real stores. */
 export async function runRender(args: string[], io: Io, logger: Logger): Promise<number> {
-  const flags = parseFlags(args, {
-    class: { type: 'string' },
-    config: { type: 'string' },
-    namespace: { type: 'string' },
-    'service-account': { type: 'string' },
-    pod: { type: 'string' },
-    token: { type: 'string', multiple: true },
-    out: { type: 'string' },
-    'show-values': { type: 'boolean' },
-  });
+  const flags = parseFlags(args, { ...podFlags, config: { type: 'string' } });
   const spc = await readClassFile(requireFlag(flags.class, 'class'));
   const configPath = requireFlag(flags.config, 'config');
-  const pod = {
-    namespace: requireFlag(flags.namespace, 'namespace'),
-    serviceAccount: requireFlag(flags['service-account'], 'service-account'),
-    podName: typeof flags.pod === 'string' ? flags.pod : undefined,
-    tokens: await readTokenFlags(stringList(flags.token)),
-  };
+  const pod = await readPodFlags(flags);
   const loaded = await loadProviderConfig(configPath);
   if (!loaded.ok) {
     io.stderr(`config ${configPath} has problems:\n${loaded.problems.map((p) => `  ${p}\n`).join('')}`);
@@ -51,13 +37,7 @@ export async function runRender(args: string[], io: Io, logger: Logger): Promise
       fallbackVersionKey: loaded.config.versionKey ?? randomBytes(32),
     });
     const result = await mount(buildDriverRequest(spc, pod), AbortSignal.timeout(loaded.config.limits.mountTimeout));
-    const shown = result.files.map((f) => ({ ...f, ...result.sources.get(f.path) }));
-    io.stdout(formatFileTable(shown));
-    if (flags['show-values']) io.stdout(formatValues(shown));
-    if (typeof flags.out === 'string') {
-      await writeFiles(flags.out, shown);
-      io.stdout(`wrote ${shown.length} files to ${flags.out}\n`);
-    }
+    await showFiles(io, result.files.map((f) => ({ ...f, ...result.sources.get(f.path) })), flags);
     return 0;
   } catch (err) {
     const error = toProviderError(err);

@@ -41,6 +41,10 @@ const staleable = new Set(['Unavailable', 'DeadlineExceeded']);
 export function createValueCache(deps: ValueCacheDeps): ValueCache {
   const { settings, metrics, store } = deps;
   const labels = { store };
+  // Bound once: a cache hit is the hot path of every rotation Mount.
+  const hits = metrics.cacheHits.labels(labels);
+  const misses = metrics.cacheMisses.labels(labels);
+  const coalesced = metrics.coalesced.labels(labels);
   const entries = new Map<string, Entry>();
   const flights = new Map<string, Flight>();
   let bytes = 0;
@@ -101,14 +105,14 @@ export function createValueCache(deps: ValueCacheDeps): ValueCache {
       if (entry && age < settings.ttl) {
         entries.delete(key);
         entries.set(key, entry);
-        metrics.cacheHits.inc(labels);
+        hits.inc();
         return Promise.resolve(entry.result);
       }
       if (entry && age > keepFor) remove(key);
       let flight = flights.get(key);
-      if (flight) metrics.coalesced.inc(labels);
+      if (flight) coalesced.inc();
       else {
-        metrics.cacheMisses.inc(labels);
+        misses.inc();
         flight = startFlight(key, load, entries.get(key));
       }
       return join(flight, signal);

@@ -7,7 +7,7 @@ import type { ProviderState } from '../config/stores.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createTokenSource, type Identity } from './identity.js';
 import { describeObject, parseObjects, type MountObject } from './objects.js';
-import { guardOutput, hmacVersion, largeResponseBytes } from './output.js';
+import { checkFile, guardOutput, hmacVersion, largeResponseBytes } from './output.js';
 import { checkAccess } from './policy.js';
 import { parseMountRequest, type MountInput, type MountRequestMessage } from './request.js';
 import { resolveObjects } from './resolve.js';
@@ -71,7 +71,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
       const result = assemble(resolutions, input, state.config.versionKey ?? deps.fallbackVersionKey, rendered);
       const bytes = guardOutput(result.files);
       record(deps, 'ok', 'OK', started, bytes);
-      for (const { object } of resolutions) deps.metrics.objectsServed.inc({ store: object.store });
+      countByStore(resolutions).forEach((n, store) => deps.metrics.objectsServed.inc({ store }, n));
       deps.logger.info(
         { ...describeCall(input), objects: objectCount, files: result.files.length, bytes, durationMs: elapsed(started), outcome: 'ok' },
         'mount',
@@ -178,6 +178,7 @@ function render(object: MountObject, result: FetchResult, defaultMode: number, v
   let files: ObjectFile[];
   try {
     files = toObjectFiles(object, result.content.reveal(), defaultMode);
+    files.forEach(checkFile);
   } catch (err) {
     throw toProviderError(err).within(`${describeObject(object)} (store ${object.store}, ref ${object.ref})`);
   }
@@ -231,6 +232,12 @@ function boundSignal(callSignal: AbortSignal, timeoutMs: number) {
       callSignal.removeEventListener('abort', abort);
     },
   };
+}
+
+function countByStore(resolutions: readonly { object: MountObject }[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const { object } of resolutions) counts.set(object.store, (counts.get(object.store) ?? 0) + 1);
+  return counts;
 }
 
 function describeCall(input: MountInput) {

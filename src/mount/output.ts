@@ -8,24 +8,30 @@ export const maxResponseBytes = 4 * 1024 * 1024 - 64 * 1024;
 /** Above this the response cannot be synced into a Kubernetes Secret. */
 export const largeResponseBytes = 1024 * 1024;
 
-/** Checks the whole volume as the driver would, so a bad file fails here with a clear message. */
+/** Checks one file as the driver would (path rules, mode); done once when an object is rendered. */
+export function checkFile(file: ObjectFile): void {
+  const problem = checkDriverPath(file.path);
+  if (problem) throw invalid(`file ${JSON.stringify(file.path.slice(0, 300))}: path ${problem}`);
+  if (!Number.isInteger(file.mode) || file.mode < 0 || file.mode > 0o777) {
+    throw invalid(`file ${JSON.stringify(file.path)}: mode must be between 0000 and 0777`);
+  }
+}
+
+/**
+ * Checks the volume as a whole as the driver would (every file passed checkFile): no path twice,
+ * no file that is also a directory, and the size limit. Returns the total bytes.
+ */
 export function guardOutput(files: readonly ObjectFile[]): number {
   const paths = new Set<string>();
   let total = 0;
   for (const file of files) {
-    const problem = checkDriverPath(file.path);
-    if (problem) throw invalid(`file ${JSON.stringify(file.path.slice(0, 300))}: path ${problem}`);
     if (paths.has(file.path)) throw invalid(`file ${JSON.stringify(file.path)}: written twice`);
-    if (!Number.isInteger(file.mode) || file.mode < 0 || file.mode > 0o777) {
-      throw invalid(`file ${JSON.stringify(file.path)}: mode must be between 0000 and 0777`);
-    }
     paths.add(file.path);
     total += file.contents.length;
   }
   for (const path of paths) {
-    const elements = path.split('/');
-    for (let i = 1; i < elements.length; i++) {
-      const parent = elements.slice(0, i).join('/');
+    for (let slash = path.indexOf('/'); slash > 0; slash = path.indexOf('/', slash + 1)) {
+      const parent = path.slice(0, slash);
       if (paths.has(parent)) throw invalid(`file ${JSON.stringify(parent)}: is also a directory of ${JSON.stringify(path)}`);
     }
   }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { raceSignal } from '../abort.js';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { FetchContext, FetchResult } from '../backends/types.js';
 import type { Store } from '../config/stores.js';
@@ -77,7 +78,7 @@ async function callStore(store: Store, object: MountObject, ctx: FetchContext, d
       const started = performance.now();
       deps.metrics.queueWait.observe({ store: labels.store }, (started - queued) / 1000);
       try {
-        const result = await untilAborted(store.backend.fetch(request, ctx), ctx.signal);
+        const result = await raceSignal(store.backend.fetch(request, ctx), ctx.signal, deadlineError);
         deps.metrics.backendRequests.inc({ ...labels, outcome: 'ok' });
         return result;
       } catch (err) {
@@ -114,15 +115,6 @@ function identityKey(ctx: FetchContext, keyHmac: (data: string) => string): stri
 }
 
 /** A backend that ignores the signal still cannot hold the Mount past its deadline. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(deadlineError());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(deadlineError());
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 function deadlineError(): ProviderError {
   return new ProviderError('DeadlineExceeded', 'the Mount deadline passed before the store answered');
 }
