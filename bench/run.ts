@@ -61,12 +61,14 @@ async function runAll(dir: string, api: KubernetesTestServer) {
       const fanout = await measureFanout(client, api);
       const amplification = await measureAmplification(client, api);
       const leak = await measureLeak(client, provider.pid!);
+      const lean = await measureLean(dir);
       return {
         machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
         provider: runtimeVersion,
         mode: smoke ? 'smoke' : 'full',
         startupMs: startup.readyMs,
         memoryMiB: { idle: idleRss, peakUnder128: peakRss, ...leak },
+        lean,
         overhead,
         fanout,
         amplification,
@@ -104,11 +106,11 @@ stores:
   );
 }
 
-async function startProvider(dir: string) {
+async function startProvider(dir: string, config = 'config.yaml', nodeFlags: string[] = [], socketDir = 'sock') {
   const started = performance.now();
   const proc = spawn(
     process.execPath,
-    [join(packageRoot, 'dist/src/main.js'), 'serve', '--config', join(dir, 'config.yaml'), '--socket-dir', join(dir, 'sock'), '--http-addr', '127.0.0.1:0'],
+    [...nodeFlags, join(packageRoot, 'dist/src/main.js'), 'serve', '--config', join(dir, config), '--socket-dir', join(dir, socketDir), '--http-addr', '127.0.0.1:0'],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, USP_LOG_LEVEL: 'info' } },
   );
   // The HTTP port is picked by the provider: read it from the ready line, then poll /readyz as a kubelet would.
@@ -194,6 +196,29 @@ async function measureAmplification(client: DriverClient, api: KubernetesTestSer
   return { oneIdentityCalls: oneIdentity, tenIdentitiesCalls: tenIdentities };
 }
 
+/**
+ * The DaemonSet's setting, file stores only: what a node pays when no heavy client library is
+ * loaded, with the V8 heap cap the manifests set (deploy/base/daemonset.yaml NODE_OPTIONS).
+ */
+const daemonSetNodeFlags = ['--max-old-space-size=128'];
+
+async function measureLean(dir: string) {
+  await writeFile(join(dir, 'lean.yaml'), 'versionKey: bench-version-key-0123456789\nstores:\n  - {name: files, backend: file, root: ./secrets, cache: {ttl: 1h}}\n');
+  await mkdir(join(dir, 'lean-sock'), { mode: 0o700 });
+  const { proc, readyMs } = await startProvider(dir, 'lean.yaml', daemonSetNodeFlags, 'lean-sock');
+  const client = createDriverClient(join(dir, 'lean-sock', 'universal.sock'));
+  try {
+    await sleep(500);
+    const idle = readRss(proc.pid!, 'VmRSS');
+    const stats = await measure(client, driverRequest(fileObjects(10), { podName: 'lean' }), 128, smoke ? 200 : 10_000);
+    return { nodeFlags: daemonSetNodeFlags.join(' '), startupMs: readyMs, idleMiB: idle, peakUnder128MiB: readRss(proc.pid!, 'VmHWM'), perSecondAt128: stats.perSecond };
+  } finally {
+    client.close();
+    proc.kill('SIGTERM');
+    await once(proc, 'exit');
+  }
+}
+
 /** RSS after the first part of many Mounts and at the end: growth shows a leak. */
 async function measureLeak(client: DriverClient, pid: number) {
   const request = driverRequest(fileObjects(10), { podName: 'leak' });
@@ -244,6 +269,7 @@ function formatResults(r: Awaited<ReturnType<typeof runAll>>): string {
     `amplification: 100 concurrent Mounts x 10 objects: one identity ${r.amplification.oneIdentityCalls} store calls, ten identities ${r.amplification.tenIdentitiesCalls}`,
     `memory: idle ${r.memoryMiB.idle} MiB, peak ${r.memoryMiB.peakUnder128} MiB, after ${r.memoryMiB.mounts} Mounts ${r.memoryMiB.afterAllMounts} MiB (${r.memoryMiB.growthPercent}% over the first part)`,
     `startup: ${r.startupMs} ms from process start to /readyz ready`,
+    `file stores only, ${r.lean.nodeFlags} (the DaemonSet's): startup ${r.lean.startupMs} ms, idle ${r.lean.idleMiB} MiB, peak ${r.lean.peakUnder128MiB} MiB at 128 concurrent Mounts (${r.lean.perSecondAt128}/s)`,
     '',
   ];
   return lines.join('\n');
