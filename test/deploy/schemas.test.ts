@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { kustomize, parseDocs, root, type Doc } from './render.js';
-import { schemaKinds, validateObject } from './schema-validator.js';
+import { schemaKinds, validateObject, validateOpenApi } from './schema-validator.js';
 
 const schemas = schemaKinds();
 const validate = validateObject;
@@ -132,6 +132,14 @@ describe('the vendored schemas', () => {
     expect(validate({ apiVersion: 'apps/v1beta2', kind: 'DaemonSet', metadata: { name: 'x' } })).toEqual([
       expect.stringMatching(/no vendored schema for apps\/v1beta2 DaemonSet/),
     ]);
+  });
+
+  it("apply Kubernetes' own OpenAPI schema to built-in kinds (types and formats the strict schemas may not encode)", () => {
+    expect(validateOpenApi(daemonSet(() => {}))).toEqual([]);
+    expect(validateOpenApi(daemonSet((pod) => (pod.containers[0].ports = [{ containerPort: 'http' }])))).toEqual([
+      expect.stringMatching(/^OpenAPI: .*containerPort must be integer/),
+    ]);
+    expect(validateOpenApi(spc({ provider: 'universal' }))).toEqual([]);
   });
 
   it('reject a volume with no source or two sources', () => {
