@@ -217,6 +217,14 @@ describe('value cache limits', () => {
     expect(calls).toBe(5);
   });
 
+  it('keeps no value at all when the cache is off (ttl 0, no staleIfError)', async () => {
+    const { cache } = cacheWith({ ttl: 0 });
+    await cache.get('a', load(10), signal);
+    await cache.get('b', load(10), signal);
+    expect(cache.size).toBe(0);
+    expect(cache.bytes).toBe(0);
+  });
+
   it('does not store a value larger than maxBytes', async () => {
     const { cache } = cacheWith({ maxBytes: 1_000 });
     await cache.get('big', load(5_000), signal);
