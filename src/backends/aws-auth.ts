@@ -6,9 +6,9 @@ import type * as Sts from '@aws-sdk/client-sts';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ProviderError, type ErrorCode } from '../errors.js';
-import { duration } from '../schema.js';
+import { duration, parseOrThrow } from '../schema.js';
 import { Secret } from '../secret.js';
-import type { FetchContext, StoreSettings } from './types.js';
+import type { FetchContext, FetchRequest, FetchResult, StoreBackend, StoreSettings } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Store options shared by aws-secrets-manager and aws-parameter-store
@@ -700,6 +700,40 @@ export type PendingRead<Item, Result> = Pending<Item, Result>;
  * Collects the reads of one identity that arrive in the same turn of the event loop (one Mount's
  * objects are fetched in parallel) and hands them over together, so a backend can batch them.
  */
+/**
+ * What both AWS stores share: pod-identity access to AWS, a batcher that groups the reads of one
+ * identity arriving in the same tick, and the store contract around them. A subclass reads.
+ */
+export abstract class BatchingAwsStore<Spec, Read> implements StoreBackend<Spec> {
+  protected readonly batcher: MicroBatcher<Read, FetchResult>;
+
+  constructor(
+    readonly name: string,
+    protected readonly aws: AwsAccess,
+    protected readonly logger: Logger,
+    private readonly objectFields: z.ZodType<Spec>,
+  ) {
+    this.batcher = new MicroBatcher((caller, pending) => this.flush(caller, pending));
+  }
+
+  get audience(): string | undefined {
+    return this.aws.audience;
+  }
+
+  parseSpec(fields: Readonly<Record<string, unknown>>, at: string): Spec {
+    return parseOrThrow(this.objectFields, fields, at);
+  }
+
+  abstract fetch(request: FetchRequest<Spec>, ctx: FetchContext): Promise<FetchResult>;
+
+  async close(): Promise<void> {
+    this.aws.close();
+  }
+
+  /** Reads one identity's batch of the tick; settles every pending read. */
+  protected abstract flush(caller: AwsCaller, pending: ReadonlyArray<PendingRead<Read, FetchResult>>): Promise<void>;
+}
+
 export class MicroBatcher<Item, Result> {
   readonly #groups = new Map<string, { caller: AwsCaller; pending: Array<Pending<Item, Result>> }>();
 

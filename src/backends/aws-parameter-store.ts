@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { raceSignal } from '../abort.js';
 import { ProviderError } from '../errors.js';
-import { parseOrThrow } from '../schema.js';
 import {
   AwsAccess,
   awsStoreOptions,
@@ -12,7 +11,7 @@ import {
   inRegion,
   isTransient,
   itemError,
-  MicroBatcher,
+  BatchingAwsStore,
   awsCancelled,
   type AwsCaller,
   type AwsStoreOptions,
@@ -20,7 +19,7 @@ import {
 } from './aws-auth.js';
 import type { AwsBackendOptions } from './aws-secrets-manager.js';
 import { bytesContent, fieldsContent } from './content.js';
-import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from './types.js';
+import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
 
 export const parameterStoreObjectFields = z.strictObject({
   recursive: z
@@ -68,24 +67,9 @@ interface ParameterRead {
 
 type Pending = PendingRead<ParameterRead, FetchResult>;
 
-class ParameterStore implements StoreBackend<ParameterStoreObjectSpec> {
-  readonly #batcher: MicroBatcher<ParameterRead, FetchResult>;
-
-  constructor(
-    readonly name: string,
-    private readonly ssm: typeof Ssm,
-    private readonly aws: AwsAccess,
-    private readonly logger: Logger,
-  ) {
-    this.#batcher = new MicroBatcher((caller, pending) => this.#flush(caller, pending));
-  }
-
-  get audience(): string | undefined {
-    return this.aws.audience;
-  }
-
-  parseSpec(fields: Readonly<Record<string, unknown>>, at: string): ParameterStoreObjectSpec {
-    return parseOrThrow(parameterStoreObjectFields, fields, at);
+class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, ParameterRead> {
+  constructor(name: string, private readonly ssm: typeof Ssm, aws: AwsAccess, logger: Logger) {
+    super(name, aws, logger, parameterStoreObjectFields);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<ParameterStoreObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
@@ -96,15 +80,11 @@ class ParameterStore implements StoreBackend<ParameterStoreObjectSpec> {
     }
     const read = parseRead(ref, version, ctx.signal);
     const caller = this.aws.callerFor(ctx);
-    return raceSignal(this.#batcher.add(caller, read), ctx.signal, awsCancelled);
-  }
-
-  async close(): Promise<void> {
-    this.aws.close();
+    return raceSignal(this.batcher.add(caller, read), ctx.signal, awsCancelled);
   }
 
   /** Two or more distinct names go in GetParameters calls of ten; a lone one in GetParameter. */
-  async #flush(caller: AwsCaller, pending: readonly Pending[]): Promise<void> {
+  protected async flush(caller: AwsCaller, pending: readonly Pending[]): Promise<void> {
     const bySelector = new Map<string, Pending[]>();
     for (const p of pending) bySelector.set(p.item.selector, [...(bySelector.get(p.item.selector) ?? []), p]);
     const groups = [...bySelector.values()];

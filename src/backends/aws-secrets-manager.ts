@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { raceSignal } from '../abort.js';
 import { ProviderError } from '../errors.js';
-import { parseOrThrow } from '../schema.js';
 import {
   AwsAccess,
   awsStoreOptions,
@@ -12,14 +11,14 @@ import {
   inRegion,
   isTransient,
   itemError,
-  MicroBatcher,
+  BatchingAwsStore,
   awsCancelled,
   type AwsCaller,
   type AwsStoreOptions,
   type PendingRead,
 } from './aws-auth.js';
 import { bytesContent } from './content.js';
-import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from './types.js';
+import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
 
 export const secretsManagerObjectFields = z.strictObject({
   versionStage: z
@@ -71,24 +70,9 @@ interface SecretRead {
 
 type Pending = PendingRead<SecretRead, FetchResult>;
 
-class SecretsManagerStore implements StoreBackend<SecretsManagerObjectSpec> {
-  readonly #batcher: MicroBatcher<SecretRead, FetchResult>;
-
-  constructor(
-    readonly name: string,
-    private readonly sm: typeof Sm,
-    private readonly aws: AwsAccess,
-    private readonly logger: Logger,
-  ) {
-    this.#batcher = new MicroBatcher((caller, pending) => this.#flush(caller, pending));
-  }
-
-  get audience(): string | undefined {
-    return this.aws.audience;
-  }
-
-  parseSpec(fields: Readonly<Record<string, unknown>>, at: string): SecretsManagerObjectSpec {
-    return parseOrThrow(secretsManagerObjectFields, fields, at);
+class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, SecretRead> {
+  constructor(name: string, private readonly sm: typeof Sm, aws: AwsAccess, logger: Logger) {
+    super(name, aws, logger, secretsManagerObjectFields);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<SecretsManagerObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
@@ -100,15 +84,11 @@ class SecretsManagerStore implements StoreBackend<SecretsManagerObjectSpec> {
       ...(spec.versionStage !== undefined ? { versionStage: spec.versionStage } : {}),
       signal: ctx.signal,
     };
-    return raceSignal(this.#batcher.add(caller, read), ctx.signal, awsCancelled);
-  }
-
-  async close(): Promise<void> {
-    this.aws.close();
+    return raceSignal(this.batcher.add(caller, read), ctx.signal, awsCancelled);
   }
 
   /** AWSCURRENT reads of two or more secrets go in BatchGetSecretValue; pinned reads one by one. */
-  async #flush(caller: AwsCaller, pending: readonly Pending[]): Promise<void> {
+  protected async flush(caller: AwsCaller, pending: readonly Pending[]): Promise<void> {
     const current = pending.filter((p) => isCurrentRead(p.item));
     const ids = new Set(current.map((p) => p.item.secretId));
     const singles = ids.size >= 2 ? pending.filter((p) => !isCurrentRead(p.item)) : pending;
