@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { Content, FetchResult } from '../backends/types.js';
@@ -73,6 +74,8 @@ export function createValueCache(deps: ValueCacheDeps): ValueCache {
 
   const startFlight = (key: string, load: (signal: AbortSignal) => Promise<FetchResult>, stale: Entry | undefined): Flight => {
     const controller = new AbortController();
+    // Each attempt of the shared load (retries included) listens on it for as long as it runs.
+    setMaxListeners(0, controller.signal);
     const promise = load(controller.signal)
       .then(
         (result) => {
