@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { StoreBackend } from '../backends/types.js';
+import { toProviderError } from '../errors.js';
 import { createValueCache, type ValueCache } from '../mount/cache.js';
 import { createLimiter, type Limiter } from '../mount/limit.js';
 import { createStoreGuard, type StoreGuard } from '../mount/resilience.js';
@@ -46,10 +47,15 @@ export async function createStores(
         stores.set(storeConfig.name, kept);
         continue;
       }
-      const backend = await storeConfig.definition.create(
-        { name: storeConfig.name, options: storeConfig.options, restrictsNamespaces: storeConfig.restrictsNamespaces },
-        { logger: deps.logger.child({ store: storeConfig.name }), baseDir: config.baseDir },
-      );
+      let backend: StoreBackend;
+      try {
+        backend = await storeConfig.definition.create(
+          { name: storeConfig.name, options: storeConfig.options, restrictsNamespaces: storeConfig.restrictsNamespaces },
+          { logger: deps.logger.child({ store: storeConfig.name }), baseDir: config.baseDir },
+        );
+      } catch (err) {
+        throw toProviderError(err).within(`store ${storeConfig.name} cannot start`);
+      }
       const cache = createValueCache({ store: storeConfig.name, settings: storeConfig.cache, ...deps });
       const guard = createStoreGuard({ store: storeConfig.name, retry: storeConfig.retry, breaker: storeConfig.breaker, ...deps });
       stores.set(storeConfig.name, { config: storeConfig, backend, limiter: createLimiter(storeConfig.concurrency), cache, guard });

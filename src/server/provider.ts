@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { parseProviderConfig } from '../config/load.js';
 import { closeReplacedStores, closeStores, createStores, type ProviderState } from '../config/stores.js';
 import { watchConfigFile } from '../config/watch.js';
+import { toProviderError } from '../errors.js';
 import { createMountHandler } from '../mount/handler.js';
 import type { Metrics } from '../observability/metrics.js';
 import { runtimeName, runtimeVersion } from '../package-info.js';
@@ -55,7 +56,9 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
   }
   const now = options.now ?? Date.now;
   const storeDeps = { logger, metrics, now };
-  let state: ProviderState = await createStores(loaded.config, storeDeps);
+  let state: ProviderState = await createStores(loaded.config, storeDeps).catch((err: unknown) => {
+    throw new StartupError(toProviderError(err).message);
+  });
   let ready = false;
 
   const mount = createMountHandler({

@@ -110,6 +110,14 @@ describe('process lifecycle', () => {
     expect(result.stderr).toContain('stores[1].name');
   });
 
+  it('refuses to start when a store cannot start, naming the store and the cause', async () => {
+    await writeFile(join(dir, 'no-cluster.yaml'), 'stores:\n  - {name: cluster, backend: kubernetes, kubeconfig: ./missing-kubeconfig}\n');
+    const result = await runUsp(['serve', '--config', join(dir, 'no-cluster.yaml'), '--socket-dir', join(dir, 'sockets'), '--http-addr', '127.0.0.1:0']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('store cluster cannot start: kubeconfig');
+    expect(result.stderr).not.toContain('internal error');
+  });
+
   it('refuses a socket directory writable by everyone and a bad provider name', async () => {
     const open = join(dir, 'open');
     await mkdir(open, { mode: 0o777 });
