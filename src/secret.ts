@@ -24,7 +24,3 @@ export class Secret<T = Buffer> {
     return REDACTED;
   }
 }
-
-export function secretBytes(value: Buffer | string): Secret<Buffer> {
-  return new Secret(typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
-}
