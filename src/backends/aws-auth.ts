@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ProviderError, type ErrorCode } from '../errors.js';
 import { duration, parseOrThrow } from '../schema.js';
 import { Secret } from '../secret.js';
-import type { FetchContext, FetchRequest, FetchResult, StoreBackend, StoreSettings } from './types.js';
+import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend, StoreSettings } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Store options shared by aws-secrets-manager and aws-parameter-store
@@ -700,6 +700,36 @@ export type PendingRead<Item, Result> = Pending<Item, Result>;
  * Collects the reads of one identity that arrive in the same turn of the event loop (one Mount's
  * objects are fetched in parallel) and hands them over together, so a backend can batch them.
  */
+export interface AwsBackendOptions {
+  /** Clock in milliseconds since the epoch; tests inject one to move time without sleeping. */
+  readonly now?: () => number;
+}
+
+/**
+ * The backend definition of an AWS store kind: the shared store options, and a `create` that
+ * loads the service's SDK (and STS for IRSA) only when such a store exists.
+ */
+export function defineAwsBackend<Sdk>(
+  kind: string,
+  loadSdk: () => Promise<Sdk>,
+  makeStore: (name: string, sdk: Sdk, aws: AwsAccess, logger: Logger) => StoreBackend,
+  { now = Date.now }: AwsBackendOptions = {},
+): BackendDefinition<AwsStoreOptions> {
+  return {
+    kind,
+    options: awsStoreOptions,
+    checkStore: checkAwsStore,
+    async create({ name, options: opts }, { logger }) {
+      const [sdk, sts] = await Promise.all([
+        loadSdk(),
+        opts.auth.method === 'irsa' ? import('@aws-sdk/client-sts') : Promise.resolve(undefined),
+      ]);
+      const log = logger.child({ store: name, backend: kind });
+      return makeStore(name, sdk, new AwsAccess(opts, sts, { logger: log, now }), log);
+    },
+  };
+}
+
 /**
  * What both AWS stores share: pod-identity access to AWS, a batcher that groups the reads of one
  * identity arriving in the same tick, and the store contract around them. A subclass reads.

@@ -5,19 +5,18 @@ import { raceSignal } from '../abort.js';
 import { ProviderError } from '../errors.js';
 import {
   AwsAccess,
-  awsStoreOptions,
-  checkAwsStore,
   describeAwsError,
   inRegion,
   isTransient,
   itemError,
   BatchingAwsStore,
+  defineAwsBackend,
+  type AwsBackendOptions,
   awsCancelled,
   type AwsCaller,
   type AwsStoreOptions,
   type PendingRead,
 } from './aws-auth.js';
-import type { AwsBackendOptions } from './aws-secrets-manager.js';
 import { bytesContent, fieldsContent } from './content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
 
@@ -31,20 +30,13 @@ export const parameterStoreObjectFields = z.strictObject({
 export type ParameterStoreObjectSpec = z.infer<typeof parameterStoreObjectFields>;
 
 /** Creates the `aws-parameter-store` definition; `awsParameterStoreBackend` is the one with the real clock. */
-export function createAwsParameterStoreDefinition({ now = Date.now }: AwsBackendOptions = {}): BackendDefinition<AwsStoreOptions> {
-  return {
-    kind: 'aws-parameter-store',
-    options: awsStoreOptions,
-    checkStore: checkAwsStore,
-    async create({ name, options: opts }, { logger }) {
-      const [ssm, sts] = await Promise.all([
-        import('@aws-sdk/client-ssm'),
-        opts.auth.method === 'irsa' ? import('@aws-sdk/client-sts') : Promise.resolve(undefined),
-      ]);
-      const log = logger.child({ store: name, backend: 'aws-parameter-store' });
-      return new ParameterStore(name, ssm, new AwsAccess(opts, sts, { logger: log, now }), log);
-    },
-  };
+export function createAwsParameterStoreDefinition(options: AwsBackendOptions = {}): BackendDefinition<AwsStoreOptions> {
+  return defineAwsBackend(
+    'aws-parameter-store',
+    () => import('@aws-sdk/client-ssm'),
+    (name, sdk, aws, logger) => new ParameterStore(name, sdk, aws, logger),
+    options,
+  );
 }
 
 export const awsParameterStoreBackend = createAwsParameterStoreDefinition();

@@ -5,13 +5,13 @@ import { raceSignal } from '../abort.js';
 import { ProviderError } from '../errors.js';
 import {
   AwsAccess,
-  awsStoreOptions,
-  checkAwsStore,
   describeAwsError,
   inRegion,
   isTransient,
   itemError,
   BatchingAwsStore,
+  defineAwsBackend,
+  type AwsBackendOptions,
   awsCancelled,
   type AwsCaller,
   type AwsStoreOptions,
@@ -31,26 +31,14 @@ export const secretsManagerObjectFields = z.strictObject({
 
 export type SecretsManagerObjectSpec = z.infer<typeof secretsManagerObjectFields>;
 
-export interface AwsBackendOptions {
-  /** Clock in milliseconds since the epoch; tests inject one to move time without sleeping. */
-  readonly now?: () => number;
-}
-
 /** Creates the `aws-secrets-manager` definition; `awsSecretsManagerBackend` is the one with the real clock. */
-export function createAwsSecretsManagerDefinition({ now = Date.now }: AwsBackendOptions = {}): BackendDefinition<AwsStoreOptions> {
-  return {
-    kind: 'aws-secrets-manager',
-    options: awsStoreOptions,
-    checkStore: checkAwsStore,
-    async create({ name, options: opts }, { logger }) {
-      const [sm, sts] = await Promise.all([
-        import('@aws-sdk/client-secrets-manager'),
-        opts.auth.method === 'irsa' ? import('@aws-sdk/client-sts') : Promise.resolve(undefined),
-      ]);
-      const log = logger.child({ store: name, backend: 'aws-secrets-manager' });
-      return new SecretsManagerStore(name, sm, new AwsAccess(opts, sts, { logger: log, now }), log);
-    },
-  };
+export function createAwsSecretsManagerDefinition(options: AwsBackendOptions = {}): BackendDefinition<AwsStoreOptions> {
+  return defineAwsBackend(
+    'aws-secrets-manager',
+    () => import('@aws-sdk/client-secrets-manager'),
+    (name, sdk, aws, logger) => new SecretsManagerStore(name, sdk, aws, logger),
+    options,
+  );
 }
 
 export const awsSecretsManagerBackend = createAwsSecretsManagerDefinition();

@@ -1,4 +1,6 @@
-import { driverRequest, type MountRequest } from '../helpers/driver-client.js';
+import type { Canaries } from '../helpers/canary.js';
+import { driverRequest, fileMap, type MountRequest } from '../helpers/driver-client.js';
+import type { TestProvider } from '../helpers/provider.js';
 import type { AwsTestServer } from '../servers/aws.js';
 
 export const primary = 'us-east-1';
@@ -66,4 +68,44 @@ export function tokensOf(req: MountRequest): string[] {
   const attributes = JSON.parse(req.attributes) as Record<string, string>;
   const tokens = JSON.parse(attributes['csi.storage.k8s.io/serviceAccount.tokens'] ?? '{}') as Record<string, { token: string }>;
   return Object.values(tokens).map((t) => t.token);
+}
+
+/**
+ * Mount helpers for one AWS test server and provider. `finish` stops both and checks that no
+ * secret, pod token or issued AWS credential reached the logs or an error message.
+ */
+export function awsMounts(canaries: Canaries, env: () => { aws: AwsTestServer; p: TestProvider }) {
+  const errors: string[] = [];
+  const requests: MountRequest[] = [];
+  const request = (objects: string, pod: Pod = {}): MountRequest => {
+    const req = awsRequest(env().aws, objects, pod);
+    requests.push(req);
+    return req;
+  };
+  return {
+    request,
+    async mount(objects: string, pod: Pod = {}) {
+      const reply = await env().p.client.mount(request(objects, pod));
+      return { files: fileMap(reply), versions: new Map(reply.objectVersion.map((v) => [v.id, v.version])) };
+    },
+    async failMount(objects: string, pod: Pod = {}) {
+      const err = await env().p.client.mountError(request(objects, pod));
+      errors.push(err.details);
+      return err;
+    },
+    /** Counts calls matching `filter` from now on. */
+    delta(filter: Parameters<AwsTestServer['count']>[0]) {
+      const before = env().aws.count(filter);
+      return () => env().aws.count(filter) - before;
+    },
+    async finish() {
+      const { aws, p } = env();
+      await p?.stop();
+      await aws?.close();
+      for (const c of aws.issuedCredentials) canaries.add(c.secretAccessKey, ...(c.sessionToken ? [c.sessionToken] : []));
+      for (const r of requests) canaries.add(...tokensOf(r));
+      canaries.expectNoneIn(p.logs, 'provider logs');
+      canaries.expectNoneIn(errors, 'gRPC error messages');
+    },
+  };
 }

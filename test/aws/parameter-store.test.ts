@@ -1,10 +1,9 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanaries } from '../helpers/canary.js';
-import { fileMap, type MountRequest } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
 import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
-import { awsRequest, primary, providerConfig, secondary, tokensOf, type Pod } from './fixture.js';
+import { awsMounts, primary, providerConfig, secondary } from './fixture.js';
 
 const canaries = createCanaries();
 const dbPassword = canaries.next('ssm-db');
@@ -14,11 +13,11 @@ const v3 = canaries.next('ssm-v3');
 const many = Array.from({ length: 12 }, (_, i) => canaries.next(`many-${i}`));
 const pathValues = { user: 'shop', password: canaries.next('path-pw'), nested: canaries.next('path-nested') };
 const jsonParameter = JSON.stringify({ token: canaries.next('json-token'), port: 5432 });
-const errors: string[] = [];
-const requests: MountRequest[] = [];
 
 let aws: AwsTestServer;
 let p: TestProvider;
+const helpers = awsMounts(canaries, () => ({ aws, p }));
+const { mount, failMount, delta } = helpers;
 
 beforeAll(async () => {
   aws = await startAwsTestServer({ regions: [primary, secondary] });
@@ -39,36 +38,7 @@ beforeAll(async () => {
   p = await startTestProvider({ config: providerConfig(aws) });
 });
 
-afterAll(async () => {
-  await p?.stop();
-  await aws?.close();
-  for (const c of aws.issuedCredentials) canaries.add(c.secretAccessKey, ...(c.sessionToken ? [c.sessionToken] : []));
-  for (const r of requests) canaries.add(...tokensOf(r));
-  canaries.expectNoneIn(p.logs, 'provider logs');
-  canaries.expectNoneIn(errors, 'gRPC error messages');
-});
-
-function request(objects: string, pod: Pod = {}): MountRequest {
-  const req = awsRequest(aws, objects, pod);
-  requests.push(req);
-  return req;
-}
-
-async function mount(objects: string, pod: Pod = {}) {
-  const reply = await p.client.mount(request(objects, pod));
-  return { files: fileMap(reply), versions: new Map(reply.objectVersion.map((v) => [v.id, v.version])) };
-}
-
-async function failMount(objects: string, pod: Pod = {}) {
-  const err = await p.client.mountError(request(objects, pod));
-  errors.push(err.details);
-  return err;
-}
-
-function delta(filter: Parameters<AwsTestServer['count']>[0]) {
-  const before = aws.count(filter);
-  return () => aws.count(filter) - before;
-}
+afterAll(() => helpers.finish());
 
 describe('aws-parameter-store through the Mount socket', () => {
   it('decrypts a SecureString and reports the parameter version', async () => {

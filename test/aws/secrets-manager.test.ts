@@ -1,10 +1,9 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanaries } from '../helpers/canary.js';
-import { fileMap, type MountRequest } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
 import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
-import { awsRequest, primary, providerConfig, secondary, tokensOf, type Pod } from './fixture.js';
+import { awsMounts, primary, providerConfig, secondary } from './fixture.js';
 
 const canaries = createCanaries();
 const password = canaries.next('db-password');
@@ -15,11 +14,11 @@ const oldValue = canaries.next('old');
 const newValue = canaries.next('new');
 const pendingValue = canaries.next('pending');
 const otherValue = canaries.next('other');
-const errors: string[] = [];
-const requests: MountRequest[] = [];
 
 let aws: AwsTestServer;
 let p: TestProvider;
+const helpers = awsMounts(canaries, () => ({ aws, p }));
+const { mount, failMount, delta } = helpers;
 let versions: { old: string; current: string; pending: string; api: string };
 let apiArn: string;
 let staticKeys: { accessKeyId: string; secretAccessKey: string };
@@ -45,36 +44,7 @@ beforeAll(async () => {
   p = await startTestProvider({ config: providerConfig(aws) });
 });
 
-afterAll(async () => {
-  await p?.stop();
-  await aws?.close();
-  for (const c of aws.issuedCredentials) canaries.add(c.secretAccessKey, ...(c.sessionToken ? [c.sessionToken] : []));
-  for (const r of requests) canaries.add(...tokensOf(r));
-  canaries.expectNoneIn(p.logs, 'provider logs');
-  canaries.expectNoneIn(errors, 'gRPC error messages');
-});
-
-function request(objects: string, pod: Pod = {}): MountRequest {
-  const req = awsRequest(aws, objects, pod);
-  requests.push(req);
-  return req;
-}
-
-async function mount(objects: string, pod: Pod = {}) {
-  const reply = await p.client.mount(request(objects, pod));
-  return { files: fileMap(reply), versions: new Map(reply.objectVersion.map((v) => [v.id, v.version])) };
-}
-
-async function failMount(objects: string, pod: Pod = {}) {
-  const err = await p.client.mountError(request(objects, pod));
-  errors.push(err.details);
-  return err;
-}
-
-function delta(filter: Parameters<AwsTestServer['count']>[0]) {
-  const before = aws.count(filter);
-  return () => aws.count(filter) - before;
-}
+afterAll(() => helpers.finish());
 
 describe('aws-secrets-manager through the Mount socket', () => {
   it('mounts a string, a binary and fields of a JSON secret with one BatchGetSecretValue (IRSA)', async () => {

@@ -27,6 +27,7 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createPodTokenSigner } from './pod-tokens.js';
 import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
 
 export const testAccount = '123456789012';
@@ -245,7 +246,7 @@ function expectedSignature(req: IncomingMessage, body: Buffer, auth: ParsedAutho
 export async function startAwsTestServer(options: AwsTestServerOptions = {}): Promise<AwsTestServer> {
   const regionNames = options.regions ?? ['us-east-1'];
   const credentialTtlMs = (options.credentialTtlSeconds ?? 3600) * 1000;
-  const signingKey = randomBytes(32);
+  const podTokens = createPodTokenSigner();
   let offsetMs = 0;
   const now = () => Date.now() + offsetMs;
   const regions = new Map<string, RegionState>(
@@ -266,24 +267,9 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
 
   // --- pod tokens ----------------------------------------------------------------------------
 
-  function signPodToken(claims: Record<string, unknown>): string {
-    const head = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: 'test' })).toString('base64url');
-    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
-    return `${head}.${body}.${createHmac('sha256', signingKey).update(`${head}.${body}`).digest('base64url')}`;
-  }
-
-  function verifyPodToken(jwt: string): Record<string, unknown> | undefined {
-    const [head, body, signature] = jwt.split('.');
-    if (!head || !body || !signature) return undefined;
-    const expected = createHmac('sha256', signingKey).update(`${head}.${body}`).digest();
-    const given = Buffer.from(signature, 'base64url');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    return JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Record<string, unknown>;
-  }
-
   /** Checks signature, expiry and audience; returns namespace and service account of the subject. */
   function podIdentityOf(jwt: string, audience: string): { namespace: string; serviceAccount: string } {
-    const claims = verifyPodToken(jwt);
+    const claims = podTokens.verify(jwt);
     if (!claims) throw new AwsError('InvalidIdentityToken', 'The web identity token that was passed could not be validated by AWS. Get a new identity token from the identity provider and then retry the request.');
     if (typeof claims['exp'] !== 'number' || claims['exp'] * 1000 <= now()) {
       throw new AwsError('ExpiredTokenException', 'Token expired: current date/time must be before the expiration date/time.');
@@ -790,7 +776,7 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
     issuePodToken({ namespace, serviceAccount, audience, ttlSeconds = 3600 }) {
       const iat = Math.floor(now() / 1000);
       const exp = iat + ttlSeconds;
-      const token = signPodToken({
+      const token = podTokens.sign({
         aud: [audience],
         exp,
         iat,

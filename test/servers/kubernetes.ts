@@ -31,13 +31,14 @@
  *   api.connections()                                TCP connections accepted so far (pooling checks)
  *   api.close()
  */
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
+import { createPodTokenSigner } from './pod-tokens.js';
 import { createTestCa, type Pem } from './tls.js';
 
 export type Resource = 'secrets' | 'configmaps';
@@ -124,7 +125,7 @@ interface User {
 export async function startKubernetesTestServer(options: { tls?: boolean } = {}): Promise<KubernetesTestServer> {
   const useTls = options.tls ?? true;
   const ca = await createTestCa('usp test kubernetes CA');
-  const signingKey = randomBytes(32);
+  const podTokens = createPodTokenSigner('usp-test');
   const objects = new Map<string, StoredObject>();
   const rules: Rule[] = [];
   const users = new Map<string, User>();
@@ -207,26 +208,13 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
   }
 
   function verifyServiceAccountToken(token: string): string | undefined {
-    const parts = token.split('.');
-    if (parts.length !== 3) return undefined;
-    const expected = sign(`${parts[0]}.${parts[1]}`);
-    const given = Buffer.from(parts[2]!, 'base64url');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    let claims: { sub?: unknown; aud?: unknown; exp?: unknown; nbf?: unknown };
-    try {
-      claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
-    } catch {
-      return undefined;
-    }
+    const claims = podTokens.verify(token);
+    if (!claims) return undefined;
     const now = Math.floor(Date.now() / 1000);
     if (typeof claims.exp !== 'number' || claims.exp <= now) return undefined;
     if (typeof claims.nbf === 'number' && claims.nbf > now) return undefined;
     if (!Array.isArray(claims.aud) || !claims.aud.includes(defaultAudience)) return undefined;
     return typeof claims.sub === 'string' ? claims.sub : undefined;
-  }
-
-  function sign(input: string): Buffer {
-    return createHmac('sha256', signingKey).update(input).digest();
   }
 
   function isAllowed(user: string, namespace: string, resource: Resource, name: string | undefined, verb: Verb): boolean {
@@ -328,7 +316,6 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     issueToken({ namespace, serviceAccount, audience = defaultAudience, expiresInSeconds = 3600, podName = 'test-pod' }) {
       const now = Math.floor(Date.now() / 1000);
       const exp = now + expiresInSeconds;
-      const header = { alg: 'HS256', typ: 'JWT', kid: 'usp-test' };
       const payload = {
         aud: [audience],
         exp,
@@ -343,8 +330,7 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
           serviceaccount: { name: serviceAccount, uid: randomUUID() },
         },
       };
-      const unsigned = `${base64url(header)}.${base64url(payload)}`;
-      return { token: `${unsigned}.${sign(unsigned).toString('base64url')}`, expiresAt: exp * 1000 };
+      return { token: podTokens.sign(payload), expiresAt: exp * 1000 };
     },
     async addUser(name, kind) {
       if (kind === 'token') users.set(name, { kind, token: randomBytes(24).toString('base64url') });
@@ -474,9 +460,6 @@ function objectKey(resource: Resource, namespace: string, name: string): string 
   return `${resource}/${namespace}/${name}`;
 }
 
-function base64url(value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>): Record<string, unknown> {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details && { details }), code };

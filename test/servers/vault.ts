@@ -14,12 +14,13 @@
  * against the request path (`/v1/secret/data/app`); vault.faults.applied counts them.
  */
 import 'reflect-metadata';
-import { createHmac, randomBytes, randomUUID, timingSafeEqual, webcrypto } from 'node:crypto';
+import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as x509 from '@peculiar/x509';
+import { createPodTokenSigner } from './pod-tokens.js';
 import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
 import { createTestCa, type TestCa } from './tls.js';
 
@@ -193,9 +194,6 @@ const badRequest = (message: string): Reply => ({ status: 400, body: { errors: [
 const denied = (message: string): Reply => ({ status: 403, body: { errors: [message] } });
 const kvV1RefreshSeconds = 2_764_800;
 
-function base64url(value: string | Buffer): string {
-  return Buffer.from(value).toString('base64url');
-}
 
 function envelope(fields: Record<string, unknown>): Record<string, unknown> {
   return {
@@ -243,7 +241,7 @@ function isoSeconds(ms: number): string {
 export async function startVaultTestServer(options: VaultTestServerOptions = {}): Promise<VaultTestServer> {
   const now = options.now ?? Date.now;
   const ca = options.ca ?? (await createTestCa('vault test CA'));
-  const signingKey = randomBytes(32);
+  const podTokens = createPodTokenSigner();
   const namespaces = new Map<string, NamespaceState>();
   const tokens = new Map<string, TokenRecord>();
   const leases = new Map<string, LeaseRecord>();
@@ -273,22 +271,6 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
   };
 
   // --- pod tokens --------------------------------------------------------------------------
-
-  function signPodToken(claims: Record<string, unknown>): string {
-    const head = base64url(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: 'test' }));
-    const body = base64url(JSON.stringify(claims));
-    const signature = createHmac('sha256', signingKey).update(`${head}.${body}`).digest('base64url');
-    return `${head}.${body}.${signature}`;
-  }
-
-  function verifyPodToken(jwt: string): Record<string, unknown> | undefined {
-    const [head, body, signature] = jwt.split('.');
-    if (!head || !body || !signature) return undefined;
-    const expected = createHmac('sha256', signingKey).update(`${head}.${body}`).digest();
-    const given = Buffer.from(signature, 'base64url');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    return JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Record<string, unknown>;
-  }
 
   // --- tokens ------------------------------------------------------------------------------
 
@@ -372,7 +354,7 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     if (typeof jwt !== 'string' || jwt === '') return badRequest('missing jwt');
     const role = ns(req.namespace).roles.get(`${mount}\u0000${roleName}`);
     if (!role) return badRequest(`invalid role name "${roleName}"`);
-    const claims = verifyPodToken(jwt);
+    const claims = podTokens.verify(jwt);
     if (!claims) return permissionDenied;
     const k8s = claims['kubernetes.io'] as { namespace?: string; serviceaccount?: { name?: string } } | undefined;
     const saNamespace = k8s?.namespace ?? '';
@@ -678,7 +660,7 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     issuePodToken({ namespace, serviceAccount, audience = 'vault', ttlSeconds = 3600, podName = `${serviceAccount}-pod` }) {
       const iat = Math.floor(now() / 1000);
       const exp = iat + ttlSeconds;
-      const token = signPodToken({
+      const token = podTokens.sign({
         aud: [audience],
         exp,
         iat,
