@@ -15,6 +15,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
 COPY proto ./proto
 RUN npm run build \
@@ -44,7 +45,7 @@ COPY --from=build /src/proto ./proto
 # filesystem is read-only at run time. Measured on Node 24 outside a container (docs/performance.md):
 # start-to-ready with a kubernetes store from about 850 ms to about 690 ms.
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
-RUN node --input-type=module -e "await Promise.all(['./dist/src/server/provider.js', './dist/src/backends/registry.js', '@kubernetes/client-node', '@aws-sdk/client-secrets-manager', '@aws-sdk/client-ssm', '@aws-sdk/client-sts'].map((m) => import(m.startsWith('.') ? new URL(m, 'file:///app/').href : m)))"
+RUN node --input-type=module -e "await Promise.all(['./dist/src/server/provider.js', './dist/src/backends/registry.js', './dist/src/vendor/client-node.js', '@aws-sdk/client-secrets-manager', '@aws-sdk/client-ssm', '@aws-sdk/client-sts'].map((m) => import(m.startsWith('.') ? new URL(m, 'file:///app/').href : m)))"
 # Why root: the driver looks for our socket in /var/run/secrets-store-csi-providers, a hostPath
 # directory owned by root (mode 0755) and shared by every provider on the node. Only its owner
 # can create a socket there. Running as another user would need an init container that chowns

@@ -9,7 +9,7 @@ import { duration, parseOrThrow } from '../schema.js';
 import { fieldsContent } from './content.js';
 import type { BackendDefinition, FetchContext, FetchResult, StoreBackend } from './types.js';
 
-type Client = typeof K8s;
+type Client = typeof import('../vendor/client-node.js');
 
 const options = z
   .strictObject({
@@ -64,7 +64,7 @@ export const kubernetesBackend: BackendDefinition<Options> = {
     return [];
   },
   async create({ name, options: opts }, { baseDir }) {
-    const k8s: Client = await import('@kubernetes/client-node');
+    const k8s: Client = await import('../vendor/client-node.js');
     const kc = loadKubeConfig(k8s, opts, baseDir);
     const cluster = currentCluster(kc);
     const agent = createPooledAgent(k8s, kc, cluster, opts.identity);

@@ -176,5 +176,29 @@ spec:
     errors.push(withoutToken.stdout, withoutToken.stderr);
     expect(withoutToken.code).toBe(1);
     expect(withoutToken.stderr).toContain('no service-account token for audience ""');
+
+    // The built bin carries a bundle of client-node (scripts/bundle.mjs): its API errors must still
+    // be told apart.
+    for (const [ref, message] of [
+      ['platform/root-key', 'service account shop/app may not get Secret platform/root-key'],
+      ['nothing-here', 'not found'],
+    ] as const) {
+      await writeFile(
+        join(p.dir, 'class.yaml'),
+        `apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {name: shop, namespace: shop}
+spec:
+  provider: universal
+  parameters:
+    objects: |
+      - {name: x, ref: ${ref}}
+`,
+      );
+      const failed = await runUsp([...args, '--token', `=${tokenFile}`]);
+      errors.push(failed.stdout, failed.stderr);
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(failed.stderr).toContain(message);
+    }
   });
 });
