@@ -41,11 +41,12 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
 COPY --from=build /src/proto ./proto
-# V8 code cache for the provider and its heavy store clients, built once here because the root
-# filesystem is read-only at run time. Measured on Node 24 outside a container (docs/performance.md):
-# start-to-ready with a kubernetes store from about 850 ms to about 690 ms.
+# V8 code cache for the provider (one bundled file, see scripts/bundle.mjs) and the AWS SDK it
+# loads when an AWS store starts, built once here because the root filesystem is read-only at run
+# time. Node 22 and later use it; Node 20 ignores the variable.
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
-RUN node --input-type=module -e "await Promise.all(['./dist/src/server/provider.js', './dist/src/backends/registry.js', './dist/src/vendor/client-node.js', '@aws-sdk/client-secrets-manager', '@aws-sdk/client-ssm', '@aws-sdk/client-sts'].map((m) => import(m.startsWith('.') ? new URL(m, 'file:///app/').href : m)))"
+RUN node /app/dist/src/main.js --version \
+ && node --input-type=module -e "await Promise.all(['@aws-sdk/client-secrets-manager', '@aws-sdk/client-ssm', '@aws-sdk/client-sts'].map((m) => import(m)))"
 # Why root: the driver looks for our socket in /var/run/secrets-store-csi-providers, a hostPath
 # directory owned by root (mode 0755) and shared by every provider on the node. Only its owner
 # can create a socket there. Running as another user would need an init container that chowns

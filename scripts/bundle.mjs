@@ -1,23 +1,34 @@
-// Replaces dist/src/vendor/client-node.js (tsc's one-line re-export) with a tree-shaken bundle of
-// the client-node parts it names; see src/vendor/client-node.ts for why.
+// Turns tsc's dist/src/main.js into one bundled file, so that `usp serve` starts by reading one
+// module instead of about two thousand: a new provider pod serves sooner after a rolling update.
+// Measured on this repository's 2-core machine, start to ready with a kubernetes store:
+// about 1.03 s unbundled, 0.73 s with client-node tree-shaken (src/vendor/client-node.ts), 0.63 s
+// with everything in one file. The other files in dist/src stay as tsc wrote them.
+//
+// Left out of the bundle, loaded from node_modules as usual: the AWS SDK (imported only when an
+// AWS store starts, and exercised by its tests as the package itself), grpc-health-check (it reads
+// its .proto file next to its own code) and ws's optional native add-ons.
 import { rm } from 'node:fs/promises';
 import { build } from 'esbuild';
 
-const out = 'dist/src/vendor/client-node.js';
+const out = 'dist/src/main.js';
 await build({
-  entryPoints: ['src/vendor/client-node.ts'],
+  entryPoints: [out],
   outfile: out,
+  allowOverwrite: true,
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  // ws probes for these optional native add-ons inside try/catch; leave them to run time.
-  external: ['bufferutil', 'utf-8-validate'],
-  // Old URL code in node-fetch asks for Node's deprecated punycode module; Node warns about that
-  // only outside node_modules, which a bundle is. The npm package of the same name is a drop-in.
+  external: ['@aws-sdk/*', '@smithy/*', 'grpc-health-check', 'bufferutil', 'utf-8-validate'],
+  // Old URL code in node-fetch (client-node) asks for Node's deprecated punycode module; Node warns
+  // about that only outside node_modules, which a bundle is. The npm package of that name is a
+  // drop-in.
   alias: { punycode: 'punycode/' },
   // Bundled CommonJS code calls require() for Node built-ins and for optional modules.
-  banner: { js: "import { createRequire as createRequireForBundle } from 'node:module'; const require = createRequireForBundle(import.meta.url);" },
-  logLevel: 'warning',
+  banner: {
+    js: "import { createRequire as createRequireForBundle } from 'node:module'; const require = createRequireForBundle(import.meta.url);",
+  },
+  logLevel: 'error',
 });
+// tsc's source map describes the file this replaced.
 await rm(`${out}.map`, { force: true });

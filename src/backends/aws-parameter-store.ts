@@ -124,6 +124,12 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       await Promise.all(groups.map((g) => this.#readOne(caller, g)));
       return;
     }
+    const problem = batchAnswerProblem(out);
+    if (problem) {
+      const error = malformed(`reading ${groups.length} parameters in ${region}`, problem);
+      for (const p of all) p.reject(error);
+      return;
+    }
     const leftOver: Pending[][] = [];
     for (const group of groups) {
       const read = group[0]!.item;
@@ -150,7 +156,9 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       const prefix = path === '/' ? '/' : `${path}/`;
       const fields: Record<string, Buffer> = {};
       for (const p of parameters) {
-        if (p.Name?.startsWith(prefix) && p.Value !== undefined) fields[p.Name.slice(prefix.length)] = Buffer.from(p.Value, 'utf8');
+        if (typeof p.Name !== 'string' || !p.Name.startsWith(prefix)) continue;
+        if (typeof p.Value !== 'string') throw malformed(`reading the parameters under "${ref}"`, `the Value of a parameter is ${shapeOf(p.Value)}, not a string`);
+        fields[p.Name.slice(prefix.length)] = Buffer.from(p.Value, 'utf8');
       }
       return { content: fieldsContent(fields) };
     } catch (err) {
@@ -165,6 +173,8 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       const input = { Path: path, Recursive: recursive, WithDecryption: true, MaxResults: pageSize, ...(nextToken ? { NextToken: nextToken } : {}) };
       const command = new this.ssm.GetParametersByPathCommand(input);
       const page = await this.aws.send([signal], (abortSignal) => client.send(command, { abortSignal }));
+      const problem = pageProblem(page);
+      if (problem) throw malformed(`reading the parameters under "${ref}"`, problem);
       parameters.push(...(page.Parameters ?? []));
       if (parameters.length > maxPathParameters) {
         throw new ProviderError('InvalidArgument', `more than ${maxPathParameters} parameters under "${ref}"; mount a narrower path`);
@@ -217,17 +227,61 @@ function findParameter(parameters: readonly Ssm.Parameter[], read: ParameterRead
   const bases = [read.base, inRegion(read.base, region)];
   const named = parameters.filter((p) => bases.includes(p.Name ?? '') || bases.includes(p.ARN ?? ''));
   const pin = read.pin ?? '';
-  const exact = named.find((p) => (p.Selector ?? '').replace(/^:/, '') === pin);
+  const exact = named.find((p) => String(p.Selector ?? '').replace(/^:/, '') === pin);
   if (exact) return exact;
   return named.length === 1 && named[0]!.Selector === undefined ? named[0] : undefined;
 }
 
-function toResult(parameter: Ssm.Parameter | undefined, read: ParameterRead): FetchResult {
-  if (parameter?.Value === undefined) throw new ProviderError('NotFound', `parameter "${read.base}" has no value`);
+/**
+ * The SDK does not check types, so the answer's shape is checked here: a missing parameter is a
+ * ParameterNotFound error, never a 200, so a 200 without a string Value is malformed.
+ */
+function toResult(parameter: unknown, read: ParameterRead): FetchResult {
+  if (!isObject(parameter)) throw malformed(describeRead(read), `the Parameter is ${shapeOf(parameter)}, not an object`);
+  const { Value: value, Version: version } = parameter as Ssm.Parameter;
+  if (typeof value !== 'string') throw malformed(describeRead(read), `its Value is ${shapeOf(value)}, not a string`);
+  if (version !== undefined && typeof version !== 'number') throw malformed(describeRead(read), `its Version is ${shapeOf(version)}, not a number`);
   return {
-    content: bytesContent(parameter.Value),
-    ...(parameter.Version !== undefined ? { version: String(parameter.Version) } : {}),
+    content: bytesContent(value),
+    ...(version !== undefined ? { version: String(version) } : {}),
   };
+}
+
+/**
+ * A 200 of the wrong shape: Unavailable and transient, like the answers the SDK cannot parse
+ * (describeAwsError), so the store's retries apply. Names the shape, never the body.
+ */
+function malformed(doing: string, why: string): ProviderError {
+  return new ProviderError('Unavailable', `${service} sent a malformed answer ${doing} (${why})`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** What a JSON value is, for messages that must not quote it. */
+function shapeOf(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return `a ${typeof value}`;
+}
+
+function listProblem(value: unknown, name: string, item: 'object' | 'string'): string | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) return `${name} is ${shapeOf(value)}, not a list`;
+  const bad = value.find((v) => (item === 'object' ? !isObject(v) : typeof v !== 'string'));
+  return bad === undefined ? undefined : `${name} holds ${shapeOf(bad)}, not ${item === 'object' ? 'an object' : 'a string'}`;
+}
+
+function batchAnswerProblem(out: Ssm.GetParametersCommandOutput): string | undefined {
+  return listProblem(out.Parameters, 'Parameters', 'object') ?? listProblem(out.InvalidParameters, 'InvalidParameters', 'string');
+}
+
+function pageProblem(page: Ssm.GetParametersByPathCommandOutput): string | undefined {
+  const token: unknown = page.NextToken;
+  if (token !== undefined && token !== null && typeof token !== 'string') return `NextToken is ${shapeOf(token)}, not a string`;
+  return listProblem(page.Parameters, 'Parameters', 'object');
 }
 
 /** Every read of one selector gets its own copy of the answer. */

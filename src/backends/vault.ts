@@ -646,9 +646,14 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
     // Vaults without the preflight endpoint: read the path as given.
     if (res.status === 404 || res.status === 405) return undefined;
     if (!isOk(res)) throw this.#readError(res, caller, 'looking up the mount of', segments);
-    const data = res.body['data'] as Record<string, unknown> | undefined;
-    const mountPath = typeof data?.['path'] === 'string' ? (data['path'] as string) : undefined;
-    if (!data || !mountPath || !joined.startsWith(mountPath)) return undefined;
+    const data = res.body['data'];
+    if (!isObject(data)) {
+      if (res.status === 204) return undefined;
+      // Read as a plain path, a KV v2 answer would mount its envelope: refuse instead.
+      throw unexpectedShape(['sys/internal/ui/mounts', ...segments], '"data"', data);
+    }
+    const mountPath = typeof data['path'] === 'string' ? data['path'] : undefined;
+    if (!mountPath || !joined.startsWith(mountPath)) return undefined;
     const kvVersion = kvVersionOf(data);
     const info: MountInfo = { path: mountPath, type: String(data['type']), ...(kvVersion ? { kvVersion } : {}) };
     if (this.#mounts.length < 1000) this.#mounts.push(info);
@@ -662,22 +667,22 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
       }
       const res = await this.#callAs(caller, { method: 'GET', path: encodePath(segments), signal });
       if (!isOk(res)) throw this.#readError(res, caller, 'reading', segments);
-      return { content: fieldsContent(requireData(res.body, segments)) };
+      return { content: fieldsContent(requireData(res, segments)) };
     }
     const depth = mount.path.replace(/\/$/, '').split('/').length;
     const full = kvV2Segments(segments, depth);
     const query = versionPin === undefined ? undefined : `version=${versionPin}`;
     const res = await this.#callAs(caller, { method: 'GET', path: encodePath(full), signal, ...(query ? { query } : {}) });
     if (!isOk(res)) throw this.#kvV2Error(res, caller, full, versionPin);
-    return unwrapKvV2(res.body, full, versionPin);
+    return unwrapKvV2(res, full, versionPin);
   }
 
   #kvV2Error(res: VaultResponse, caller: Caller, segments: readonly string[], versionPin: number | undefined): ProviderError {
-    const metadata = (res.body['data'] as Record<string, unknown> | undefined)?.['metadata'] as Record<string, unknown> | undefined;
-    if (res.status === 404 && metadata) {
-      const which = versionPin === undefined ? 'the current version' : `version ${versionPin}`;
+    const outer = res.body['data'];
+    const metadata = isObject(outer) ? outer['metadata'] : undefined;
+    if (res.status === 404 && isObject(metadata)) {
       const state = metadata['destroyed'] === true ? 'destroyed' : 'deleted';
-      return new ProviderError('NotFound', `${which} of "${segments.join('/')}" was ${state}`);
+      return new ProviderError('NotFound', `${whichVersion(versionPin)} of "${segments.join('/')}" was ${state}`);
     }
     return this.#readError(res, caller, 'reading', segments);
   }
@@ -715,7 +720,7 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
     const call = { method: spec.method, path: encodePath(segments), ...(spec.args ? { body: spec.args } : {}) };
     const res = await this.#callAs(caller, call);
     if (!isOk(res)) throw this.#readError(res, caller, spec.method === 'GET' ? 'reading' : `${spec.method} to`, segments);
-    const data = requireData(res.body, segments);
+    const data = requireData(res, segments);
     const entry = this.#leaseEntryFor(res.body, data);
     this.#leases.delete(key);
     if (entry) {
@@ -791,25 +796,60 @@ function readAuth(body: Record<string, unknown>): { token: string; ttlMs: number
   return { token, ttlMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0, renewable: auth?.['renewable'] === true };
 }
 
-function requireData(body: Record<string, unknown>, segments: readonly string[]): Record<string, unknown> {
-  const data = body['data'];
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new ProviderError('NotFound', `Vault returned no data for "${segments.join('/')}"`);
-  }
-  return data as Record<string, unknown>;
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function unwrapKvV2(body: Record<string, unknown>, segments: readonly string[], versionPin: number | undefined): FetchResult {
-  const outer = requireData(body, segments);
+/** What a JSON value is, for messages that must not quote it. */
+function shapeOf(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return `a ${typeof value}`;
+}
+
+/**
+ * A 2xx whose JSON object has the wrong shape (another API, a proxy, a broken plugin): Vault
+ * misbehaved, the secret is not missing. Transient like the other malformed answers, so the
+ * store's retries apply; the message names the path and the shape, never the body.
+ */
+function unexpectedShape(segments: readonly string[], field: string, value: unknown): ProviderError {
+  return new ProviderError(
+    'Unavailable',
+    `Vault answered "${segments.join('/')}" with an unexpected response shape (${field} is ${shapeOf(value)}, not an object)`,
+    { transient: true },
+  );
+}
+
+function whichVersion(versionPin: number | undefined): string {
+  return versionPin === undefined ? 'the current version' : `version ${versionPin}`;
+}
+
+/** The `data` object of a 2xx answer. Only a 204 (no content at all) is Vault saying there is nothing. */
+function requireData(res: VaultResponse, segments: readonly string[]): Record<string, unknown> {
+  const data = res.body['data'];
+  if (isObject(data)) return data;
+  if (res.status === 204) throw new ProviderError('NotFound', `Vault returned no data for "${segments.join('/')}"`);
+  throw unexpectedShape(segments, '"data"', data);
+}
+
+function unwrapKvV2(res: VaultResponse, segments: readonly string[], versionPin: number | undefined): FetchResult {
+  const outer = requireData(res, segments);
   const data = outer['data'];
-  const metadata = outer['metadata'] as Record<string, unknown> | undefined;
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    const which = versionPin === undefined ? 'the current version' : `version ${versionPin}`;
-    throw new ProviderError('NotFound', `${which} of "${segments.join('/')}" has no data (deleted or destroyed)`);
+  const metadata = outer['metadata'];
+  if (!isObject(data)) {
+    // Vault answers a deleted or destroyed version with 404 (see #kvV2Error); accept the same
+    // metadata on a 2xx, but only when it says so: any other non-object is a malformed answer.
+    const deleted = isObject(metadata) && typeof metadata['deletion_time'] === 'string' && metadata['deletion_time'] !== '';
+    const destroyed = isObject(metadata) && metadata['destroyed'] === true;
+    if ((data === null || data === undefined) && (deleted || destroyed)) {
+      throw new ProviderError('NotFound', `${whichVersion(versionPin)} of "${segments.join('/')}" was ${destroyed ? 'destroyed' : 'deleted'}`);
+    }
+    throw unexpectedShape(segments, '"data.data"', data);
   }
-  const version = metadata?.['version'];
+  const version = isObject(metadata) ? metadata['version'] : undefined;
   return {
-    content: fieldsContent(data as Record<string, unknown>),
+    content: fieldsContent(data),
     ...(typeof version === 'number' ? { version: String(version) } : {}),
   };
 }

@@ -9,6 +9,7 @@
  *   vault.defineRole({ name: 'app', boundServiceAccountNames: ['app'], boundNamespaces: ['shop'], policies: ['app'] });
  *   const { token } = vault.issuePodToken({ namespace: 'shop', serviceAccount: 'app' });
  *   vault.counters.logins; vault.seal(); vault.revokeAllTokens(); await vault.close();
+ *   vault.setAnswer('secret/data/app', { status: 200, body: { data: 'x' } });   // a custom body for a path
  * Everything takes `{ namespace }` for Enterprise namespaces (X-Vault-Namespace); "" is the root.
  * Faults of the shared vocabulary (./faults.ts): vault.inject({ kind: 'reset' }, { times, match }), matched
  * against the request path (`/v1/secret/data/app`); vault.faults.applied counts them.
@@ -124,6 +125,12 @@ export interface VaultTestServer {
   failNext(count: number, status: number, errors: string[], retryAfterSeconds?: number): void;
   /** Every answer waits this long first (0 to stop). */
   setDelay(ms: number): void;
+  /**
+   * Answers every request for `path` (`secret/data/app`, `sys/internal/ui/mounts/secret/app`) that
+   * carries a valid token with `status` and `body` (JSON-encoded) instead of Vault's own answer,
+   * until called again with `undefined`: shapes a broken plugin or a proxy in front of Vault sends.
+   */
+  setAnswer(path: string, answer: { status: number; body: unknown } | undefined, options?: { namespace?: string }): void;
   /** A fault for the next `times` requests whose path matches (see ./faults.ts). */
   inject(fault: Fault, options?: InjectOptions): void;
   readonly faults: FaultInjector;
@@ -249,6 +256,8 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
   const requests: RecordedRequest[] = [];
   const issuedTokens: string[] = [];
   const failures: Reply[] = [];
+  const answers = new Map<string, Reply>();
+  const answerKey = (namespace: string, path: string) => `${namespace.replace(/^\/+|\/+$/g, '')}\u0000${path.replace(/^\/+|\/+$/g, '')}`;
   let sealed = false;
   let delayMs = 0;
   const injected = createFaultInjector();
@@ -574,6 +583,8 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     }
     const record = activeToken(req);
     if (!record) return permissionDenied;
+    const answer = answers.get(answerKey(req.namespace, req.path));
+    if (answer) return structuredClone(answer);
     if (req.path === 'auth/token/lookup-self' && req.method === 'GET') return lookupSelf(record);
     if (req.path === 'auth/token/renew-self' && req.method !== 'GET') return renewSelf(req, record);
     if (req.path === 'sys/leases/renew' && req.method !== 'GET') return renewLease(req);
@@ -748,6 +759,11 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     setDelay(ms) {
       delayMs = ms;
     },
+    setAnswer(path, answer, opts) {
+      const key = answerKey(opts?.namespace ?? '', path);
+      if (answer === undefined) answers.delete(key);
+      else answers.set(key, { status: answer.status, body: structuredClone(answer.body) });
+    },
     inject(fault, opts) {
       injected.inject(fault, opts);
     },
@@ -767,8 +783,20 @@ function vaultErrorBody(status: number): { body: string } {
   return { body: JSON.stringify({ errors: [message] }) };
 }
 
-/** JSON, but not the object every Vault answer is. */
-const vaultWrongShape = JSON.stringify(['not', 'an', 'object']);
+/**
+ * A JSON object, as every Vault answer is, but of the wrong shape: Vault's envelope whose `data`
+ * is a list rather than an object. (A body that is not a JSON object at all is the `text` shape.)
+ */
+const vaultWrongShape = JSON.stringify({
+  request_id: '00000000-0000-0000-0000-000000000000',
+  lease_id: '',
+  renewable: false,
+  lease_duration: 0,
+  data: ['not', 'an', 'object'],
+  wrap_info: null,
+  warnings: null,
+  auth: null,
+});
 
 async function readBody(incoming: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -232,6 +232,68 @@ describe('vault backend: KV', () => {
     expect((await store.fetch({ ref: 'secret/shop/rotated', version: '2', spec: spec(store) }, ctx)).version).toBe('2');
   });
 
+  it('reports a 2xx JSON object of the wrong shape as a retryable Unavailable naming the path, never as NotFound', async () => {
+    const store = await createStore(env);
+    const ctx = podContext(env, shop);
+    const cases: Array<{ path: string; ref: string; body: unknown; field: string; shape: string; fresh?: boolean }> = [
+      { path: 'secret/data/shop/odd', ref: 'secret/data/shop/odd', body: { foo: marker() }, field: '"data"', shape: 'missing' },
+      { path: 'secret/data/shop/odd', ref: 'secret/shop/odd', body: { data: null, warnings: [marker()] }, field: '"data"', shape: 'null' },
+      { path: 'secret/data/shop/odd', ref: 'secret/data/shop/odd', body: { data: marker() }, field: '"data"', shape: 'a string' },
+      { path: 'secret/data/shop/odd', ref: 'secret/data/shop/odd', body: { data: [marker(), 2] }, field: '"data"', shape: 'a list' },
+      { path: 'secret/data/shop/odd', ref: 'secret/data/shop/odd', body: { data: { data: marker() } }, field: '"data.data"', shape: 'a string' },
+      { path: 'secret/data/shop/odd', ref: 'secret/data/shop/odd', body: { data: { data: [marker()], metadata: { version: 1 } } }, field: '"data.data"', shape: 'a list' },
+      { path: 'secret/data/shop/odd', ref: 'secret/data/shop/odd', body: { data: { metadata: { version: 3, deletion_time: '', destroyed: false } } }, field: '"data.data"', shape: 'missing' },
+      { path: 'kv/shop/odd', ref: 'kv/shop/odd', body: { data: marker(), lease_duration: 60 }, field: '"data"', shape: 'a string' },
+      { path: 'kv/shop/odd', ref: 'kv/shop/odd', body: { data: 42 }, field: '"data"', shape: 'a number' },
+      { path: 'database/creds/app', ref: 'database/creds/app', body: { lease_id: 'database/creds/app/x', lease_duration: 60, data: [marker()] }, field: '"data"', shape: 'a list' },
+      // The KV mount lookup (a new store has none cached): read as a plain path, a KV v2 answer would mount its envelope.
+      { path: 'sys/internal/ui/mounts/secret/shop/pre', ref: 'secret/shop/pre', body: { data: marker() }, field: '"data"', shape: 'a string', fresh: true },
+    ];
+    for (const c of cases) {
+      env.vault.setAnswer(c.path, { status: 200, body: c.body });
+      const reader = c.fresh ? await createStore(env) : store;
+      const err = await fetchError(env, reader.fetch({ ref: c.ref, spec: spec(reader) }, ctx));
+      env.vault.setAnswer(c.path, undefined);
+      expect({ path: c.path, body: c.body, code: err.code, transient: err.transient }).toEqual({ path: c.path, body: c.body, code: 'Unavailable', transient: true });
+      expect(err.message).toBe(`Vault answered "${c.path}" with an unexpected response shape (${c.field} is ${c.shape}, not an object)`);
+    }
+    // A body that is not a JSON object at all keeps its own message.
+    env.vault.setAnswer('secret/data/shop/odd', { status: 200, body: [marker(), 'not', 'an', 'object'] });
+    const list = await fetchError(env, store.fetch({ ref: 'secret/data/shop/odd', spec: spec(store) }, ctx));
+    env.vault.setAnswer('secret/data/shop/odd', undefined);
+    expect({ code: list.code, transient: list.transient, message: list.message }).toEqual({
+      code: 'Unavailable',
+      transient: true,
+      message: 'Vault answered 200 with a body that is not a JSON object',
+    });
+    // The store still reads the path once Vault answers properly.
+    const value = { v: marker() };
+    env.vault.writeKv('secret', 'shop/odd', value);
+    expect(fieldsOf(await store.fetch({ ref: 'secret/data/shop/odd', spec: spec(store) }, ctx))).toEqual(value);
+  });
+
+  it('keeps NotFound for a 204 and for deleted or destroyed versions, whatever the status', async () => {
+    const store = await createStore(env);
+    const ctx = podContext(env, shop);
+    const cases: Array<{ status: number; body: unknown; message: string }> = [
+      { status: 204, body: undefined, message: 'Vault returned no data for "secret/data/shop/gone"' },
+      {
+        status: 200,
+        body: { data: { data: null, metadata: { version: 2, deletion_time: '2024-01-01T00:00:00Z', destroyed: false } } },
+        message: 'the current version of "secret/data/shop/gone" was deleted',
+      },
+      { status: 200, body: { data: { metadata: { version: 2, deletion_time: '', destroyed: true } } }, message: 'the current version of "secret/data/shop/gone" was destroyed' },
+      { status: 404, body: { data: { data: null, metadata: { version: 2, deletion_time: '', destroyed: true } } }, message: 'the current version of "secret/data/shop/gone" was destroyed' },
+      { status: 404, body: { errors: [] }, message: 'no secret at "secret/data/shop/gone"' },
+    ];
+    for (const c of cases) {
+      env.vault.setAnswer('secret/data/shop/gone', { status: c.status, body: c.body });
+      const err = await fetchError(env, store.fetch({ ref: 'secret/shop/gone', spec: spec(store) }, ctx));
+      expect({ status: c.status, code: err.code, message: err.message }).toEqual({ status: c.status, code: 'NotFound', message: c.message });
+    }
+    env.vault.setAnswer('secret/data/shop/gone', undefined);
+  });
+
   it('rejects bad refs and version pins before calling Vault', async () => {
     const store = await createStore(env);
     const ctx = podContext(env, shop);
