@@ -30,7 +30,7 @@ afterAll(async () => {
 
 beforeEach(() => w.clearFaults());
 
-const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi' };
+const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi', ssm: '/shop/multi' };
 
 /** What the user sees must say which object of which store failed. */
 function expectNamed(store: StoreKind, details: string): void {
@@ -63,31 +63,42 @@ const failures: FailureCase[] = [
     name: '5xx',
     fault: { kind: 'status', status: 503 },
     code: status.UNAVAILABLE,
-    cause: { kube: /answered 503/, vault: /HTTP 503.*Vault is sealed/, sm: /InternalServiceError \(HTTP 503\)/ },
+    cause: { kube: /answered 503/, vault: /HTTP 503.*Vault is sealed/, sm: /InternalServiceError \(HTTP 503\)/, ssm: /InternalServerError \(HTTP 503\)/ },
   },
   {
     name: 'a connection reset mid-body',
     fault: { kind: 'reset' },
     code: status.UNAVAILABLE,
-    cause: { kube: /cannot reach the API server|malformed answer/, vault: /cannot reach Vault/, sm: /cannot reach AWS Secrets Manager|malformed answer/ },
+    cause: {
+      kube: /cannot reach the API server|malformed answer/,
+      vault: /cannot reach Vault/,
+      sm: /cannot reach AWS Secrets Manager|malformed answer/,
+      ssm: /cannot reach AWS Systems Manager Parameter Store|malformed answer/,
+    },
   },
   {
     name: 'a truncated JSON body',
     fault: { kind: 'truncated' },
     code: status.UNAVAILABLE,
-    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/ },
+    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/, ssm: /malformed answer/ },
   },
   {
     name: 'a 200 that is not JSON',
     fault: { kind: 'malformed', shape: 'text' },
     code: status.UNAVAILABLE,
-    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/ },
+    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/, ssm: /malformed answer/ },
   },
   {
     name: 'a 200 with JSON of the wrong shape',
     fault: { kind: 'malformed', shape: 'shape' },
     code: status.UNAVAILABLE,
-    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/ },
+    cause: {
+      kube: /malformed answer/,
+      // A JSON object (Vault's envelope) whose data is a list: not NotFound, not "not a JSON object".
+      vault: /answered "secret\/data\/shop\/multi" with an unexpected response shape \("data" is a list, not an object\)/,
+      sm: /malformed answer.*SecretString is not a string/,
+      ssm: /malformed answer reading parameter "\/shop\/multi" \(its Value is a number, not a string\)/,
+    },
   },
 ];
 
@@ -110,7 +121,7 @@ describe.each(storeKinds)('store %s', (store) => {
     const reply = await w.p.client.mount(w.request(store));
     expect(w.versionOf(store, reply)).toBe(0);
     // The SDK's own throttling backoff is shorter than Retry-After; the others honour it.
-    if (store !== 'sm') expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    if (store !== 'sm' && store !== 'ssm') expect(Date.now() - started).toBeGreaterThanOrEqual(950);
   });
 
   it.each(['reset', 'truncated', 'malformed'] as const)('a single %s answer is retried and the Mount succeeds', async (kind) => {

@@ -1,7 +1,8 @@
 /**
- * Three stores (Kubernetes, Vault, AWS Secrets Manager), each backed by its protocol-faithful test
- * server with fault injection, behind the real provider on a real Unix socket. Each store holds one
- * multi-key secret (`a`, `b`) that tests can switch between versions; Mounts read it with
+ * Four stores (Kubernetes, Vault, AWS Secrets Manager, AWS SSM Parameter Store), each backed by its
+ * protocol-faithful test server with fault injection, behind the real provider on a real Unix
+ * socket. Each store holds one multi-key secret (`a`, `b`; for AWS a JSON string, for SSM a
+ * SecureString parameter) that tests can switch between versions; Mounts read it with
  * `expand: keys`, so one response carries both keys and must show one version of both.
  */
 import { readFile, rm } from 'node:fs/promises';
@@ -15,7 +16,7 @@ import type { Fault, InjectOptions } from '../servers/faults.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
 import { startVaultTestServer, type VaultTestServer } from '../servers/vault.js';
 
-export const storeKinds = ['kube', 'vault', 'sm'] as const;
+export const storeKinds = ['kube', 'vault', 'sm', 'ssm'] as const;
 export type StoreKind = (typeof storeKinds)[number];
 
 export interface Version {
@@ -71,6 +72,12 @@ stores:
     auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}
     # Longer: the SDK's own retries (honouring Retry-After) run inside one store timeout.
     timeout: 2s${guard}
+  - name: ssm
+    backend: aws-parameter-store
+    region: us-east-1
+    endpoint: ${aws.endpoint('us-east-1')}
+    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}
+    timeout: 2s${guard}
 `;
 }
 
@@ -97,13 +104,14 @@ export async function startFaultWorld(): Promise<FaultWorld> {
   vault.defineRole({ name: 'app', boundServiceAccountNames: ['app'], boundNamespaces: ['shop'], policies: ['app'] });
 
   const aws = await startAwsTestServer();
-  aws.defineRole({ name: 'shop-app', trust: [{ namespace: 'shop', serviceAccount: 'app' }], allow: ['shop/*'] });
+  aws.defineRole({ name: 'shop-app', trust: [{ namespace: 'shop', serviceAccount: 'app' }], allow: ['shop/*', '/shop/*'] });
 
   const setVersion = (store: StoreKind, which: 0 | 1) => {
     const v = versions[store][which];
     if (store === 'kube') kube.putSecret({ namespace: 'shop', name: 'multi', data: { a: v.a, b: v.b } });
     if (store === 'vault') vault.writeKv('secret', 'shop/multi', { a: v.a, b: v.b });
     if (store === 'sm') aws.putSecret('shop/multi', JSON.stringify({ a: v.a, b: v.b }));
+    if (store === 'ssm') aws.putParameter('/shop/multi', JSON.stringify({ a: v.a, b: v.b }), { type: 'SecureString' });
   };
   for (const s of storeKinds) setVersion(s, 0);
 
@@ -112,7 +120,7 @@ export async function startFaultWorld(): Promise<FaultWorld> {
     files: { kubeconfig, 'vault-ca.pem': vault.ca.cert },
   });
 
-  const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi' };
+  const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi', ssm: '/shop/multi' };
 
   return {
     p,
@@ -127,6 +135,7 @@ export async function startFaultWorld(): Promise<FaultWorld> {
       if (store === 'kube') kube.inject(fault, { ...options, match: '/secrets/multi' });
       if (store === 'vault') vault.inject(fault, { ...options, match: '/v1/secret/data/shop/multi' });
       if (store === 'sm') aws.inject(fault, { ...options, match: 'secretsmanager.' });
+      if (store === 'ssm') aws.inject(fault, { ...options, match: 'AmazonSSM.' });
     },
     clearFaults() {
       kube.clearFaults();
@@ -141,12 +150,14 @@ export async function startFaultWorld(): Promise<FaultWorld> {
       };
       if (store === 'kube') add('', kube.issueToken({ namespace: 'shop', serviceAccount: 'app', expiresInSeconds: 7200 }));
       if (store === 'vault') add('vault', vault.issuePodToken({ namespace: 'shop', serviceAccount: 'app', ttlSeconds: 7200 }));
-      if (store === 'sm') add('sts.amazonaws.com', aws.issuePodToken({ namespace: 'shop', serviceAccount: 'app', audience: 'sts.amazonaws.com', ttlSeconds: 7200 }));
+      if (store === 'sm' || store === 'ssm') {
+        add('sts.amazonaws.com', aws.issuePodToken({ namespace: 'shop', serviceAccount: 'app', audience: 'sts.amazonaws.com', ttlSeconds: 7200 }));
+      }
       return driverRequest(`- {name: s, store: ${store}, ref: ${refs[store]}, expand: keys}`, {
         namespace: 'shop',
         serviceAccount: 'app',
         tokens,
-        ...(store === 'sm' ? { parameters: { role: aws.roleArn('shop-app') } } : {}),
+        ...(store === 'sm' || store === 'ssm' ? { parameters: { role: aws.roleArn('shop-app') } } : {}),
       });
     },
     versionOf(store, reply) {

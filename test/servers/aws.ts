@@ -20,7 +20,8 @@
  *   aws.issuedCredentials (to check that no secret key or session token leaks); aws.advance(ms); await aws.close();
  * Faults of the shared vocabulary (./faults.ts) for Secrets Manager and SSM requests only (not STS or the
  * agent): aws.inject({ kind: 'truncated' }, { times, match }), matched against `<region>/<X-Amz-Target>`
- * (`us-east-1/secretsmanager.GetSecretValue`); aws.faults.applied counts them.
+ * (`us-east-1/secretsmanager.GetSecretValue`, `us-east-1/AmazonSSM.GetParameter`); aws.faults.applied
+ * counts them. The `shape` answer is the real one with its values of the wrong type (see awsWrongShape).
  * Role names become ARNs `arn:aws:iam::<account>:role/<name>`; `allow` lists name globs (`*` any run).
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -620,7 +621,7 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
       return;
     }
     const sendJson = (res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}) =>
-      injected.send(spoiler, res, status, { 'content-type': jsonType, 'x-amzn-requestid': randomUUID(), ...extra }, JSON.stringify(body), awsWrongShape);
+      injected.send(spoiler, res, status, { 'content-type': jsonType, 'x-amzn-requestid': randomUUID(), ...extra }, JSON.stringify(body), awsWrongShape(service, body));
     let who: { accessKeyId: string; principal: Principal } | undefined;
     try {
       if (!op) throw new AwsError('UnknownOperationException', '');
@@ -826,5 +827,18 @@ function awsErrorBody(service: 'secretsmanager' | 'ssm' | 'sts' | 'pod-identity'
   };
 }
 
-/** JSON of the wrong shape: a secret value that is not a string. */
-const awsWrongShape = JSON.stringify({ ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:x-abc', Name: 'x', SecretString: 12345 });
+/**
+ * JSON of the wrong shape for the answer `body` would have been: for Secrets Manager a secret value
+ * that is not a string; for SSM the real answer with every parameter's Value a number (the SDK
+ * checks no types), or a Parameters that is not a list when the answer has no parameter to spoil.
+ */
+function awsWrongShape(service: 'secretsmanager' | 'ssm', body: unknown): string {
+  if (service === 'secretsmanager') {
+    return JSON.stringify({ ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:x-abc', Name: 'x', SecretString: 12345 });
+  }
+  const answer = (body ?? {}) as { Parameter?: Record<string, unknown>; Parameters?: Array<Record<string, unknown>> };
+  const spoil = (p: Record<string, unknown>) => ({ ...p, Value: 12345 });
+  if (answer.Parameter) return JSON.stringify({ ...answer, Parameter: spoil(answer.Parameter) });
+  if (answer.Parameters?.length) return JSON.stringify({ ...answer, Parameters: answer.Parameters.map(spoil) });
+  return JSON.stringify({ ...answer, Parameters: { Name: 'x', Type: 'String', Value: 12345, Version: 1 } });
+}
