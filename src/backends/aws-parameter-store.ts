@@ -264,7 +264,7 @@ function shapeOf(value: unknown): string {
   if (value === undefined) return 'missing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
-  return `a ${typeof value}`;
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 function listProblem(value: unknown, name: string, item: 'object' | 'string'): string | undefined {

@@ -35,7 +35,19 @@ beforeAll(async () => {
   aws.putParameter('/shop/app/password', pathValues.password, { type: 'SecureString' });
   aws.putParameter('/shop/app/deep/nested', pathValues.nested);
   aws.putParameter('/other/secret', canaries.next('other'));
-  p = await startTestProvider({ config: providerConfig(aws) });
+  // ssm-shape: one call per object (a retry would read a batch's objects one by one), and failing
+  // many calls in a row must not open the breaker the other tests rely on.
+  const shapeStore = `
+  - name: ssm-shape
+    backend: aws-parameter-store
+    region: ${primary}
+    endpoint: ${aws.endpoint(primary)}
+    timeout: 8s
+    cache: {ttl: 0}
+    retry: {attempts: 1}
+    breaker: {failures: 100000}
+    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}`;
+  p = await startTestProvider({ config: providerConfig(aws, shapeStore) });
 });
 
 afterAll(() => helpers.finish());
@@ -152,6 +164,40 @@ describe('aws-parameter-store through the Mount socket', () => {
     expect(err.code).toBe(status.NOT_FOUND);
     expect(err.details).toContain('"/shop/gone"');
     expect(err.details).not.toContain('more objects failed');
+  });
+
+  it('refuses 200 answers of the wrong shape from each SSM read as Unavailable, never mounting them', async () => {
+    // The fault answers the real answer with its values as numbers, or a Parameters that is not a list.
+    const cases: Array<[operation: string, objects: string, cause: string]> = [
+      ['GetParameter', `- {name: db, store: ssm-shape, ref: /shop/db/password}`, 'malformed answer reading parameter "/shop/db/password" (its Value is a number, not a string)'],
+      [
+        'GetParameters',
+        `- {name: db, store: ssm-shape, ref: /shop/db/password}\n- {name: plain, store: ssm-shape, ref: shop-plain}`,
+        'malformed answer reading parameter "/shop/db/password" (its Value is a number, not a string)',
+      ],
+      [
+        'GetParameters',
+        `- {name: x, store: ssm-shape, ref: /shop/absent-1}\n- {name: y, store: ssm-shape, ref: /shop/absent-2}`,
+        `malformed answer reading 2 parameters in ${primary} (Parameters is an object, not a list)`,
+      ],
+      [
+        'GetParametersByPath',
+        `- {name: app, store: ssm-shape, ref: /shop/app/, expand: keys}`,
+        'malformed answer reading the parameters under "/shop/app/" (the Value of a parameter is a number, not a string)',
+      ],
+    ];
+    for (const [operation, objects, cause] of cases) {
+      aws.inject({ kind: 'malformed', shape: 'shape' }, { times: 1000, match: new RegExp(`AmazonSSM\\.${operation}$`) });
+      try {
+        const err = await failMount(objects);
+        expect({ operation, code: err.code }).toEqual({ operation, code: status.UNAVAILABLE });
+        expect(err.details).toContain(`AWS Systems Manager Parameter Store sent a ${cause}`);
+      } finally {
+        aws.faults.clear();
+      }
+    }
+    const { files } = await mount(`- {name: db, store: ssm-shape, ref: /shop/db/password}`);
+    expect(files.get('db')?.contents.toString()).toBe(dbPassword);
   });
 
   it('fails over to the secondary region on 5xx', async () => {

@@ -1,6 +1,9 @@
 import { mkdtemp, mkdir, rm, writeFile, lstat, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKubernetesTestServer, serviceAccountUser, type KubernetesTestServer } from '../servers/kubernetes.js';
 import { spawnUsp, runUsp } from '../helpers/bin.js';
@@ -53,6 +56,22 @@ function serve(extra: string[] = []) {
 
 const socketPath = () => join(dir, 'sockets', 'universal.sock');
 
+/** grpc.health.v1 Check, as kubelet's gRPC probe or grpc-health-probe would send it. */
+function checkHealth(path: string): Promise<number> {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath)) as unknown as {
+    grpc: { health: { v1: { Health: new (target: string, creds: grpc.ChannelCredentials) => grpc.Client } } };
+  };
+  const client = new pkg.grpc.health.v1.Health(`unix:${path}`, grpc.credentials.createInsecure());
+  const check = (client as unknown as Record<string, Function>)['Check']!;
+  return new Promise<number>((resolve, reject) =>
+    check.call(client, { service: '' }, { deadline: Date.now() + 5_000 }, (err: Error | null, reply: { status: number | string }) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(Number(reply.status === 'SERVING' ? 1 : reply.status));
+    }),
+  );
+}
+
 describe('process lifecycle', () => {
   it('binds a private socket, replaces a stale one after a crash, and serves again', async () => {
     const first = serve();
@@ -68,6 +87,8 @@ describe('process lifecycle', () => {
     try {
       const reply = await client.mount(driverRequest('- {name: pw, ref: shop/password}'));
       expect(fileMap(reply).get('pw')?.contents.toString()).toBe(value);
+      // The built bin bundles grpc-health-check, which loads its .proto from its package.
+      expect(await checkHealth(socketPath())).toBe(1); // SERVING
     } finally {
       client.close();
       second.child.kill('SIGTERM');
