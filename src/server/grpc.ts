@@ -1,4 +1,6 @@
-import { lstat, unlink, chmod, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, unlink, chmod, readdir, rename } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -78,8 +80,10 @@ export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
       // restart test, test/load). So bind a private name and rename it into place: the close then
       // unlinks only the private name, removeOwnSocket decides about the real one, and a stale
       // socket is replaced atomically, with no moment without a socket.
-      const bindPath = join(dirname(socketPath), `.${basename(socketPath)}.${process.pid}`);
-      await unlink(bindPath).catch(() => undefined);
+      // Not the pid alone: every pod's provider is pid 1 in its own PID namespace, and the
+      // directory is shared by the node.
+      const bindPath = join(dirname(socketPath), `.${basename(socketPath)}.${process.pid}-${randomBytes(4).toString('hex')}`);
+      await removeDeadPrivateSockets(socketPath);
       // The socket is the only protection of the API: create it private, not just chmod it later.
       const previousUmask = process.umask(0o177);
       try {
@@ -117,6 +121,36 @@ export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
 async function checkReplaceable(path: string): Promise<void> {
   const info = await lstat(path).catch(() => undefined);
   if (info && !info.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+}
+
+/**
+ * A provider killed between bind and rename leaves its private name behind. Remove those nobody
+ * listens on; one that accepts a connection belongs to a provider starting right now.
+ */
+async function removeDeadPrivateSockets(socketPath: string): Promise<void> {
+  const dir = dirname(socketPath);
+  const prefix = `.${basename(socketPath)}.`;
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith(prefix));
+  for (const name of names) {
+    const path = join(dir, name);
+    const info = await lstat(path).catch(() => undefined);
+    if (info?.isSocket() && !(await isListening(path))) await unlink(path).catch(() => undefined);
+  }
+}
+
+/** Connection refused means no listener; anything else (or no answer soon) counts as alive. */
+function isListening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    const done = (alive: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(alive);
+    };
+    const timer = setTimeout(() => done(true), 500);
+    socket.once('connect', () => done(true));
+    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
+  });
 }
 
 /** A new provider may already have bound the same path; only remove the socket we created. */

@@ -1,4 +1,6 @@
-import { mkdtemp, mkdir, rm, writeFile, lstat, stat } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, mkdir, readdir, rm, writeFile, lstat, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -95,6 +97,30 @@ describe('process lifecycle', () => {
     }
     expect(await second.exited).toBe(0);
     await expect(lstat(socketPath())).rejects.toThrow();
+  });
+
+  it('removes private socket names left by a provider killed before its rename, and keeps live ones', async () => {
+    const sockets = join(dir, 'sockets');
+    const dead = join(sockets, '.universal.sock.1-0badc0de');
+    // A process killed while listening leaves its socket file behind, with nobody accepting.
+    const killed = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(dead)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    expect(killed.signal).toBe('SIGKILL');
+    expect((await lstat(dead)).isSocket()).toBe(true);
+    const livePath = join(sockets, '.universal.sock.1-5ca1ab1e');
+    const live = createServer();
+    await new Promise<void>((resolve) => live.listen(livePath, resolve));
+    const proc = serve();
+    try {
+      await proc.waitForLine(/"msg":"ready"/);
+      const names = await readdir(sockets);
+      expect(names).not.toContain('.universal.sock.1-0badc0de');
+      expect(names).toContain('.universal.sock.1-5ca1ab1e');
+      expect(names.filter((n) => n.startsWith('.universal.sock.') && n !== '.universal.sock.1-5ca1ab1e')).toEqual([]);
+    } finally {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+      await new Promise((resolve) => live.close(resolve));
+    }
   });
 
   it('lets in-flight Mounts finish on SIGTERM, then removes the socket and exits 0', async () => {
