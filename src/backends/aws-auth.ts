@@ -552,11 +552,14 @@ function isAbort(err: unknown): boolean {
   return asSdkError(err).name === 'AbortError';
 }
 
-/** Worth trying the failover region: the primary is down, overloaded or unreachable, not refusing. */
+/**
+ * Worth trying the failover region: the primary is down, overloaded, unreachable or answering
+ * garbage (a 200 the SDK cannot parse, like a 200 of the wrong shape), not refusing.
+ */
 export function shouldFailOver(err: unknown): boolean {
   if (err instanceof ProviderError) return err.code === 'Unavailable';
   if (isAbort(err)) return false;
-  return throttlingErrors.has(asSdkError(err).name ?? '') || isServerError(err) || isNetworkError(err);
+  return throttlingErrors.has(asSdkError(err).name ?? '') || isServerError(err) || isNetworkError(err) || isMalformedAnswer(err);
 }
 
 /** Transient failures fail a whole batch; anything else is retried object by object for precise causes. */
@@ -683,6 +686,43 @@ function redact(text: string, scrub: readonly string[]): string {
   let out = text;
   for (const s of scrub) if (s.length >= 8) out = out.split(s).join('[REDACTED]');
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answer shapes
+
+/**
+ * A 200 of the wrong shape (the SDKs check no types): Unavailable and transient, like the answers
+ * the SDK cannot parse, so the store's retries apply. Thrown inside `AwsAccess.run`'s operation, it
+ * makes the failover region be tried, as a 5xx would. Names the shape, never the body.
+ */
+export function malformedAnswer(service: string, doing: string, why: string): ProviderError {
+  return new ProviderError('Unavailable', `${service} sent a malformed answer ${doing} (${why})`);
+}
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** What a JSON value is, for messages that must not quote it. */
+export function shapeOf(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** Why `value` (absent, or a list of `item`s) is not that, if it is not. */
+export function listProblem(value: unknown, name: string, item: 'object' | 'string'): string | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) return `${name} is ${shapeOf(value)}, not a list`;
+  const bad = value.find((v) => (item === 'object' ? !isObject(v) : typeof v !== 'string'));
+  return bad === undefined ? undefined : `${name} holds ${shapeOf(bad)}, not ${item === 'object' ? 'an object' : 'a string'}`;
+}
+
+/** Why a field that is optional in the API but must be a string when present is not one. */
+export function stringProblem(value: unknown, name: string): string | undefined {
+  return value === undefined || typeof value === 'string' ? undefined : `${name} is ${shapeOf(value)}, not a string`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ import {
   inRegion,
   isTransient,
   itemError,
+  isObject,
+  listProblem,
+  malformedAnswer,
+  shapeOf,
   BatchingAwsStore,
   defineAwsBackend,
   type AwsBackendOptions,
@@ -89,10 +93,13 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
   async #readOne(caller: AwsCaller, group: readonly Pending[]): Promise<void> {
     const read = group[0]!.item;
     try {
-      const out = await this.aws.run(caller, (target, credentials, fingerprint) => {
+      const out = await this.aws.run(caller, async (target, credentials, fingerprint) => {
         const command = new this.ssm.GetParameterCommand({ Name: inRegion(read.selector, target.region), WithDecryption: true });
         const client = this.#client(caller, target, credentials, fingerprint);
-        return this.aws.send(group.map((p) => p.item.signal), (abortSignal) => client.send(command, { abortSignal }));
+        const answer = await this.aws.send(group.map((p) => p.item.signal), (abortSignal) => client.send(command, { abortSignal }));
+        // Checked here, in the region that answered, so a malformed answer fails over like a 5xx.
+        checkParameter(answer.Parameter, read);
+        return answer;
       });
       settle(group, () => toResult(out.Parameter, read));
     } catch (err) {
@@ -106,12 +113,17 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
     let out: Ssm.GetParametersCommandOutput;
     let region = this.aws.primary.region;
     try {
-      out = await this.aws.run(caller, (target, credentials, fingerprint) => {
+      out = await this.aws.run(caller, async (target, credentials, fingerprint) => {
         region = target.region;
         const names = groups.map((g) => inRegion(g[0]!.item.selector, target.region));
         const client = this.#client(caller, target, credentials, fingerprint);
         const command = new this.ssm.GetParametersCommand({ Names: names, WithDecryption: true });
-        return this.aws.send(all.map((p) => p.item.signal), (abortSignal) => client.send(command, { abortSignal }));
+        const answer = await this.aws.send(all.map((p) => p.item.signal), (abortSignal) => client.send(command, { abortSignal }));
+        // An answer that cannot be matched to the reads fails them all, and over like a 5xx; one bad
+        // parameter in a well-formed answer fails its own reads only (below).
+        const problem = batchAnswerProblem(answer);
+        if (problem) throw malformed(`reading ${groups.length} parameters in ${target.region}`, problem);
+        return answer;
       });
     } catch (err) {
       if (isTransient(err)) {
@@ -122,12 +134,6 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       // GetParameters is denied as a whole when any one name is: single reads give each object its own cause.
       this.logger.debug({ cause: (err as Error).name }, 'GetParameters refused; reading the parameters one by one');
       await Promise.all(groups.map((g) => this.#readOne(caller, g)));
-      return;
-    }
-    const problem = batchAnswerProblem(out);
-    if (problem) {
-      const error = malformed(`reading ${groups.length} parameters in ${region}`, problem);
-      for (const p of all) p.reject(error);
       return;
     }
     const leftOver: Pending[][] = [];
@@ -156,9 +162,9 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       const prefix = path === '/' ? '/' : `${path}/`;
       const fields: Record<string, Buffer> = {};
       for (const p of parameters) {
-        if (typeof p.Name !== 'string' || !p.Name.startsWith(prefix)) continue;
-        if (typeof p.Value !== 'string') throw malformed(`reading the parameters under "${ref}"`, `the Value of a parameter is ${shapeOf(p.Value)}, not a string`);
-        fields[p.Name.slice(prefix.length)] = Buffer.from(p.Value, 'utf8');
+        // pageProblem made sure Name and Value are strings.
+        if (!p.Name!.startsWith(prefix)) continue;
+        fields[p.Name!.slice(prefix.length)] = Buffer.from(p.Value!, 'utf8');
       }
       return { content: fieldsContent(fields) };
     } catch (err) {
@@ -236,52 +242,49 @@ function findParameter(parameters: readonly Ssm.Parameter[], read: ParameterRead
  * The SDK does not check types, so the answer's shape is checked here: a missing parameter is a
  * ParameterNotFound error, never a 200, so a 200 without a string Value is malformed.
  */
-function toResult(parameter: unknown, read: ParameterRead): FetchResult {
+function checkParameter(parameter: unknown, read: ParameterRead): { value: string; version?: number } {
   if (!isObject(parameter)) throw malformed(describeRead(read), `the Parameter is ${shapeOf(parameter)}, not an object`);
   const { Value: value, Version: version } = parameter as Ssm.Parameter;
   if (typeof value !== 'string') throw malformed(describeRead(read), `its Value is ${shapeOf(value)}, not a string`);
   if (version !== undefined && typeof version !== 'number') throw malformed(describeRead(read), `its Version is ${shapeOf(version)}, not a number`);
+  return { value, ...(version !== undefined ? { version } : {}) };
+}
+
+function toResult(parameter: unknown, read: ParameterRead): FetchResult {
+  const { value, version } = checkParameter(parameter, read);
   return {
     content: bytesContent(value),
     ...(version !== undefined ? { version: String(version) } : {}),
   };
 }
 
-/**
- * A 200 of the wrong shape: Unavailable and transient, like the answers the SDK cannot parse
- * (describeAwsError), so the store's retries apply. Names the shape, never the body.
- */
 function malformed(doing: string, why: string): ProviderError {
-  return new ProviderError('Unavailable', `${service} sent a malformed answer ${doing} (${why})`);
+  return malformedAnswer(service, doing, why);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-/** What a JSON value is, for messages that must not quote it. */
-function shapeOf(value: unknown): string {
-  if (value === undefined) return 'missing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
-function listProblem(value: unknown, name: string, item: 'object' | 'string'): string | undefined {
-  if (value === undefined) return undefined;
-  if (!Array.isArray(value)) return `${name} is ${shapeOf(value)}, not a list`;
-  const bad = value.find((v) => (item === 'object' ? !isObject(v) : typeof v !== 'string'));
-  return bad === undefined ? undefined : `${name} holds ${shapeOf(bad)}, not ${item === 'object' ? 'an object' : 'a string'}`;
+/** Every entry of Parameters must name its parameter, or no read could be matched to it. */
+function namesProblem(parameters: unknown): string | undefined {
+  for (const p of (parameters as Array<Record<string, unknown>> | undefined) ?? []) {
+    if (typeof p['Name'] !== 'string') return `Parameters holds an entry whose Name is ${shapeOf(p['Name'])}, not a string`;
+  }
+  return undefined;
 }
 
 function batchAnswerProblem(out: Ssm.GetParametersCommandOutput): string | undefined {
-  return listProblem(out.Parameters, 'Parameters', 'object') ?? listProblem(out.InvalidParameters, 'InvalidParameters', 'string');
+  return (
+    listProblem(out.Parameters, 'Parameters', 'object') ??
+    namesProblem(out.Parameters) ??
+    listProblem(out.InvalidParameters, 'InvalidParameters', 'string')
+  );
 }
 
 function pageProblem(page: Ssm.GetParametersByPathCommandOutput): string | undefined {
   const token: unknown = page.NextToken;
   if (token !== undefined && token !== null && typeof token !== 'string') return `NextToken is ${shapeOf(token)}, not a string`;
-  return listProblem(page.Parameters, 'Parameters', 'object');
+  const problem = listProblem(page.Parameters, 'Parameters', 'object') ?? namesProblem(page.Parameters);
+  if (problem) return problem;
+  const bad = (page.Parameters ?? []).find((p) => typeof p.Value !== 'string');
+  return bad ? `the Value of a parameter is ${shapeOf(bad.Value)}, not a string` : undefined;
 }
 
 /** Every read of one selector gets its own copy of the answer. */

@@ -9,6 +9,10 @@ import {
   inRegion,
   isTransient,
   itemError,
+  listProblem,
+  malformedAnswer,
+  shapeOf,
+  stringProblem,
   BatchingAwsStore,
   defineAwsBackend,
   type AwsBackendOptions,
@@ -87,16 +91,18 @@ class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, Sec
   async #readOne(caller: AwsCaller, p: Pending): Promise<void> {
     const { secretId, versionId, versionStage } = p.item;
     try {
-      const out = await this.aws.run(caller, (target, credentials, fingerprint) => {
+      const value = await this.aws.run(caller, async (target, credentials, fingerprint) => {
         const client = this.aws.clientFor('secretsmanager', target, caller.key, credentials, fingerprint, (c) => new this.sm.SecretsManagerClient(c));
         const input = {
           SecretId: inRegion(secretId, target.region),
           ...(versionId !== undefined ? { VersionId: versionId } : {}),
           ...(versionStage !== undefined ? { VersionStage: versionStage } : {}),
         };
-        return this.aws.send([p.item.signal], (abortSignal) => client.send(new this.sm.GetSecretValueCommand(input), { abortSignal }));
+        const answer = await this.aws.send([p.item.signal], (abortSignal) => client.send(new this.sm.GetSecretValueCommand(input), { abortSignal }));
+        // Checked here, in the region that answered, so a malformed answer fails over like a 5xx.
+        return checkSecretValue(answer, p.item);
       });
-      p.resolve(toResult(out, secretId));
+      p.resolve(toResult(value));
     } catch (err) {
       p.reject(describeAwsError(err, this.#where(caller, describeRead(p.item))));
     }
@@ -107,12 +113,17 @@ class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, Sec
     let out: Sm.BatchGetSecretValueCommandOutput;
     let region = this.aws.primary.region;
     try {
-      out = await this.aws.run(caller, (target, credentials, fingerprint) => {
+      out = await this.aws.run(caller, async (target, credentials, fingerprint) => {
         region = target.region;
         const client = this.aws.clientFor('secretsmanager', target, caller.key, credentials, fingerprint, (c) => new this.sm.SecretsManagerClient(c));
         const input = { SecretIdList: ids.map((id) => inRegion(id, target.region)) };
         const signals = pending.map((p) => p.item.signal);
-        return this.aws.send(signals, (abortSignal) => client.send(new this.sm.BatchGetSecretValueCommand(input), { abortSignal }));
+        const answer = await this.aws.send(signals, (abortSignal) => client.send(new this.sm.BatchGetSecretValueCommand(input), { abortSignal }));
+        // An answer whose entries cannot be matched to the reads fails them all, and over like a 5xx;
+        // a bad entry of a well-formed answer fails its own secret's reads only (below).
+        const problem = batchAnswerProblem(answer);
+        if (problem) throw malformed(`reading ${ids.length} secrets in ${target.region}`, problem);
+        return answer;
       });
     } catch (err) {
       if (isTransient(err)) {
@@ -130,9 +141,17 @@ class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, Sec
       const wanted = [p.item.secretId, inRegion(p.item.secretId, region)];
       const value = out.SecretValues?.find((v) => wanted.includes(v.ARN ?? '') || wanted.includes(v.Name ?? ''));
       const failed = out.Errors?.find((e) => wanted.includes(e.SecretId ?? ''));
-      if (value) p.resolve(toResult(value, p.item.secretId));
-      else if (failed) p.reject(describeAwsError(itemError(failed.ErrorCode ?? 'Error', failed.Message), this.#where(caller, describeRead(p.item), region)));
-      else leftOver.push(p);
+      if (value) {
+        try {
+          p.resolve(toResult(checkSecretValue(value, p.item)));
+        } catch (err) {
+          p.reject(err);
+        }
+      } else if (failed) {
+        const problem = stringProblem(failed.ErrorCode, 'its ErrorCode') ?? stringProblem(failed.Message, 'its Message');
+        if (problem) p.reject(malformed(describeRead(p.item), problem));
+        else p.reject(describeAwsError(itemError(failed.ErrorCode ?? 'Error', failed.Message), this.#where(caller, describeRead(p.item), region)));
+      } else leftOver.push(p);
     }
     // Partial ARNs and ids the answer did not name: the single call resolves them exactly.
     await Promise.all(leftOver.map((p) => this.#readOne(caller, p)));
@@ -175,19 +194,60 @@ function chunkById(pending: readonly Pending[], limit: number): Pending[][] {
   return chunks;
 }
 
+/** A secret value whose shape was checked. */
 interface SecretValue {
-  SecretString?: string;
-  SecretBinary?: Uint8Array;
-  VersionId?: string;
+  readonly value: string | Uint8Array;
+  readonly versionId?: string;
 }
 
-function toResult(value: SecretValue, secretId: string): FetchResult {
-  const version = value.VersionId ? { version: value.VersionId } : {};
-  // The SDK does not check types; a non-string here is a malformed answer, not the class's fault.
-  if (value.SecretString !== undefined && typeof value.SecretString !== 'string') {
-    throw new ProviderError('Unavailable', `AWS Secrets Manager sent a malformed answer for secret "${secretId}" (SecretString is not a string)`);
+/**
+ * The SDK checks no types: it decodes a SecretBinary string from base64 (failing on bad base64)
+ * and passes any other JSON value through as it is. So the shape is checked here. A secret always
+ * has a SecretString or a SecretBinary (a missing one is a ResourceNotFoundException, never a
+ * 200), so a 200 with neither is malformed, not NotFound.
+ */
+function checkSecretValue(entry: unknown, read: SecretRead): SecretValue {
+  const doing = describeRead(read);
+  const { SecretString: string, SecretBinary: binary, VersionId: versionId, VersionStages: stages } = entry as Record<string, unknown>;
+  const problem =
+    stringProblem(string, 'its SecretString') ??
+    (binary === undefined || binary instanceof Uint8Array ? undefined : `its SecretBinary is ${shapeOf(binary)}, not a base64 string`) ??
+    (string === undefined && binary === undefined ? 'it has neither a SecretString nor a SecretBinary' : undefined) ??
+    stringProblem(versionId, 'its VersionId') ??
+    listProblem(stages, 'its VersionStages', 'string');
+  if (problem) throw malformed(doing, problem);
+  return {
+    value: (string as string | undefined) ?? (binary as Uint8Array),
+    ...(versionId ? { versionId: versionId as string } : {}),
+  };
+}
+
+function toResult({ value, versionId }: SecretValue): FetchResult {
+  const content = typeof value === 'string' ? bytesContent(value) : bytesContent(Buffer.from(value));
+  return { content, ...(versionId ? { version: versionId } : {}) };
+}
+
+function malformed(doing: string, why: string): ProviderError {
+  return malformedAnswer(service, doing, why);
+}
+
+/**
+ * What makes a BatchGetSecretValue answer unusable as a whole: lists that are not lists, and
+ * entries that do not say which secret they are, so no read can be matched to them.
+ */
+function batchAnswerProblem(out: Sm.BatchGetSecretValueCommandOutput): string | undefined {
+  const token: unknown = out.NextToken;
+  if (token !== undefined && token !== null && typeof token !== 'string') return `NextToken is ${shapeOf(token)}, not a string`;
+  const listed = listProblem(out.SecretValues, 'SecretValues', 'object') ?? listProblem(out.Errors, 'Errors', 'object');
+  if (listed) return listed;
+  for (const entry of (out.SecretValues ?? []) as unknown[] as Array<Record<string, unknown>>) {
+    const { Name: name, ARN: arn } = entry;
+    if (name === undefined && arn === undefined) return 'SecretValues holds an entry with neither a Name nor an ARN';
+    const problem = stringProblem(name, 'the Name of an entry of SecretValues') ?? stringProblem(arn, 'the ARN of an entry of SecretValues');
+    if (problem) return problem;
   }
-  if (value.SecretString !== undefined) return { content: bytesContent(value.SecretString), ...version };
-  if (value.SecretBinary !== undefined) return { content: bytesContent(Buffer.from(value.SecretBinary)), ...version };
-  throw new ProviderError('NotFound', `secret "${secretId}" has neither SecretString nor SecretBinary`);
+  for (const entry of (out.Errors ?? []) as unknown[] as Array<Record<string, unknown>>) {
+    if (typeof entry['SecretId'] !== 'string') return `the SecretId of an entry of Errors is ${shapeOf(entry['SecretId'])}, not a string`;
+  }
+  return undefined;
 }

@@ -218,3 +218,35 @@ describe('failover and deadlines', () => {
     expect(west()).toBe(0);
   });
 });
+
+describe('answers of the wrong shape', () => {
+  it('are Unavailable and transient, naming the object and the shape only', async () => {
+    const sm = await secretsManager({ auth: irsa() });
+    aws.answerWith(() => ({}), { match: /secretsmanager\.GetSecretValue$/ });
+    const empty = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+    expect({ code: empty.code, transient: empty.transient, message: empty.message }).toEqual({
+      code: 'Unavailable',
+      transient: true,
+      message: 'AWS Secrets Manager sent a malformed answer reading secret "shop/one" (it has neither a SecretString nor a SecretBinary)',
+    });
+    aws.answerWith((real) => ({ ...real, SecretString: undefined, SecretBinary: 12345 }), { match: /secretsmanager\.GetSecretValue$/ });
+    const binary = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+    expect({ code: binary.code, transient: binary.transient, message: binary.message }).toEqual({
+      code: 'Unavailable',
+      transient: true,
+      message: 'AWS Secrets Manager sent a malformed answer reading secret "shop/one" (its SecretBinary is a number, not a base64 string)',
+    });
+
+    aws.defineRole({ name: 'shop-ssm', trust: [{ namespace: 'shop', serviceAccount: 'ssm' }], allow: ['/shop/*'] });
+    const ssm = await createAwsParameterStoreDefinition().create({ name: 'ssm', options: options({ auth: irsa() }), restrictsNamespaces: false }, { logger, baseDir: '.' });
+    stores.push(ssm);
+    aws.answerWith((real) => ({ Parameter: { ...(real['Parameter'] as object), Value: 12345 } }), { match: /AmazonSSM\.GetParameter$/ });
+    const parameter = await failure(ssm.fetch({ ref: '/shop/one', spec: { recursive: false } }, context('ssm')));
+    expect({ code: parameter.code, transient: parameter.transient, message: parameter.message }).toEqual({
+      code: 'Unavailable',
+      transient: true,
+      message: 'AWS Systems Manager Parameter Store sent a malformed answer reading parameter "/shop/one" (its Value is a number, not a string)',
+    });
+    expect(text(await sm.fetch({ ref: 'shop/one', spec: {} }, context('a')))).toBe(value);
+  });
+});

@@ -46,6 +46,17 @@ beforeAll(async () => {
     cache: {ttl: 0}
     retry: {attempts: 1}
     breaker: {failures: 100000}
+    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}
+  - name: ssm-failover
+    backend: aws-parameter-store
+    region: ${primary}
+    endpoint: ${aws.endpoint(primary)}
+    failoverRegion: ${secondary}
+    failoverEndpoint: ${aws.endpoint(secondary)}
+    timeout: 8s
+    cache: {ttl: 0}
+    retry: {attempts: 1}
+    breaker: {failures: 100000}
     auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}`;
   p = await startTestProvider({ config: providerConfig(aws, shapeStore) });
 });
@@ -198,6 +209,74 @@ describe('aws-parameter-store through the Mount socket', () => {
     }
     const { files } = await mount(`- {name: db, store: ssm-shape, ref: /shop/db/password}`);
     expect(files.get('db')?.contents.toString()).toBe(dbPassword);
+  });
+
+  describe('a malformed answer is treated like a 5xx of its region', () => {
+    type Answer = Record<string, unknown>;
+    const marker = canaries.next('ssm-answer-body');
+    const spoilParameter = (real: Answer) => ({ ...real, Parameter: { ...(real['Parameter'] as Answer), Value: 12345 } });
+    const spoilEach = (real: Answer) => ({ ...real, Parameters: (real['Parameters'] as Answer[]).map((p) => ({ ...p, Value: 12345 })) });
+    const cases: Array<[operation: string, answer: (real: Answer) => unknown, objects: string, cause: string]> = [
+      ['GetParameter', spoilParameter, `- {name: db, store: ssm-failover, ref: /shop/db/password}`, 'reading parameter "/shop/db/password" (its Value is a number, not a string)'],
+      ['GetParameter', () => ({}), `- {name: db, store: ssm-failover, ref: /shop/db/password}`, 'reading parameter "/shop/db/password" (the Parameter is missing, not an object)'],
+      [
+        'GetParameters',
+        (real) => ({ ...real, Parameters: { Name: '/shop/db/password', Value: marker } }),
+        `- {name: db, store: ssm-failover, ref: /shop/db/password}\n- {name: plain, store: ssm-failover, ref: shop-plain}`,
+        `reading 2 parameters in ${primary} (Parameters is an object, not a list)`,
+      ],
+      [
+        'GetParameters',
+        (real) => ({ ...real, Parameters: (real['Parameters'] as Answer[]).map(({ Name: _n, ...p }) => p) }),
+        `- {name: db, store: ssm-failover, ref: /shop/db/password}\n- {name: plain, store: ssm-failover, ref: shop-plain}`,
+        `reading 2 parameters in ${primary} (Parameters holds an entry whose Name is missing, not a string)`,
+      ],
+      [
+        'GetParametersByPath',
+        spoilEach,
+        `- {name: app, store: ssm-failover, ref: /shop/app/, expand: keys}`,
+        'reading the parameters under "/shop/app/" (the Value of a parameter is a number, not a string)',
+      ],
+      [
+        'GetParametersByPath',
+        (real) => ({ ...real, NextToken: 12345 }),
+        `- {name: app, store: ssm-failover, ref: /shop/app/, expand: keys}`,
+        'reading the parameters under "/shop/app/" (NextToken is a number, not a string)',
+      ],
+    ];
+
+    it.each(cases)('%s: reads from the failover region when the primary answers malformed (%#)', async (operation, answer, objects) => {
+      const west = delta({ region: secondary, operation, status: 200 });
+      aws.answerWith(answer, { times: Infinity, match: new RegExp(`^${primary}/AmazonSSM\\.${operation}$`) });
+      try {
+        const { files } = await mount(objects);
+        if (operation === 'GetParametersByPath') expect(files.get('app/password')?.contents.toString()).toBe(pathValues.password);
+        else expect(files.get('db')?.contents.toString()).toBe(dbPassword);
+      } finally {
+        aws.clearAnswers();
+      }
+      expect(west()).toBe(1);
+      expect(p.logs.some((l) => l.includes('reading from the failover region'))).toBe(true);
+    });
+
+    it.each(cases)("%s: reports the primary's malformed answer when both regions send one (%#)", async (operation, answer, objects, cause) => {
+      const east = delta({ region: primary, operation, status: 200 });
+      const west = delta({ region: secondary, operation, status: 200 });
+      const single = delta({ operation: 'GetParameter' });
+      aws.answerWith(answer, { times: Infinity, match: new RegExp(`/AmazonSSM\\.${operation}$`) });
+      let err: { code: number; details: string };
+      try {
+        err = await failMount(objects);
+      } finally {
+        aws.clearAnswers();
+      }
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.details).toContain(`AWS Systems Manager Parameter Store sent a malformed answer ${cause}`);
+      for (const leak of [marker, dbPassword, pathValues.password, '12345', '{']) expect(err.details).not.toContain(leak);
+      expect({ east: east(), west: west() }).toEqual({ east: 1, west: 1 });
+      // A malformed batch fails its reads; it is not read again name by name.
+      if (operation === 'GetParameters') expect(single()).toBe(0);
+    });
   });
 
   it('fails over to the secondary region on 5xx', async () => {

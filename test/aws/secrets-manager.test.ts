@@ -14,6 +14,8 @@ const oldValue = canaries.next('old');
 const newValue = canaries.next('new');
 const pendingValue = canaries.next('pending');
 const otherValue = canaries.next('other');
+/** Put in the wrong-shape answers: neither it nor a secret value may reach a message. */
+const bodyMarker = canaries.next('answer-body');
 
 let aws: AwsTestServer;
 let p: TestProvider;
@@ -41,7 +43,21 @@ beforeAll(async () => {
   aws.putSecret('shop/kms', canaries.next('kms'), { kmsDenied: true });
   aws.putSecret('other/secret', otherValue);
   versions = { old: old.versionId, current: current.versionId, pending: pending.versionId, api: api.versionId };
-  p = await startTestProvider({ config: providerConfig(aws) });
+  // sm-shape: one attempt per Mount (so each case is one call per region), failover on, and a
+  // breaker that failing many calls in a row does not open.
+  const shapeStore = `
+  - name: sm-shape
+    backend: aws-secrets-manager
+    region: ${primary}
+    endpoint: ${aws.endpoint(primary)}
+    failoverRegion: ${secondary}
+    failoverEndpoint: ${aws.endpoint(secondary)}
+    timeout: 8s
+    cache: {ttl: 0}
+    retry: {attempts: 1}
+    breaker: {failures: 100000}
+    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}`;
+  p = await startTestProvider({ config: providerConfig(aws, shapeStore) });
 });
 
 afterAll(() => helpers.finish());
@@ -267,5 +283,167 @@ describe('identities', () => {
     expect(files.get('api')?.contents.toString()).toBe(apiKey);
     expect(assume()).toBe(1);
     expect(aws.count({ error: 'ExpiredTokenException' })).toBeGreaterThan(0);
+  });
+});
+
+type Answer = Record<string, unknown>;
+const bothRegions = (operation: string) => new RegExp(`/secretsmanager\\.${operation}$`);
+const primaryOnly = (operation: string) => new RegExp(`^${primary}/secretsmanager\\.${operation}$`);
+/** The real answer without its secret value. */
+const withoutValue = ({ SecretString: _s, SecretBinary: _b, ...rest }: Answer): Answer => rest;
+/** Each entry of SecretValues changed by `change`. */
+const eachValue = (change: (entry: Answer) => Answer) => (real: Answer) => ({ ...real, SecretValues: (real['SecretValues'] as Answer[]).map(change) });
+
+describe('answers of the wrong shape', () => {
+  async function withAnswer<T>(answer: (real: Answer) => unknown, match: RegExp, run: () => Promise<T>): Promise<T> {
+    aws.answerWith(answer, { times: Infinity, match });
+    try {
+      return await run();
+    } finally {
+      aws.clearAnswers();
+    }
+  }
+
+  function expectClean(details: string): void {
+    for (const leak of [bodyMarker, apiKey, password, '"SecretString":', '{']) expect(details).not.toContain(leak);
+  }
+
+  it('refuses a GetSecretValue 200 of the wrong shape as Unavailable, after trying the failover region', async () => {
+    const cases: Array<[answer: (real: Answer) => unknown, cause: string]> = [
+      // A missing secret is a 400 ResourceNotFoundException: a 200 without a value is malformed, not NotFound.
+      [withoutValue, 'it has neither a SecretString nor a SecretBinary'],
+      [() => ({}), 'it has neither a SecretString nor a SecretBinary'],
+      [(real) => ({ ...withoutValue(real), SecretBinary: 12345 }), 'its SecretBinary is a number, not a base64 string'],
+      [(real) => ({ ...withoutValue(real), SecretBinary: { data: bodyMarker } }), 'its SecretBinary is an object, not a base64 string'],
+      // The SDK would hand a list of numbers on as it is, and Buffer.from would mount it as bytes.
+      [(real) => ({ ...withoutValue(real), SecretBinary: [1, 2, 3] }), 'its SecretBinary is a list, not a base64 string'],
+      [(real) => ({ ...real, SecretString: 12345 }), 'its SecretString is a number, not a string'],
+      [(real) => ({ ...real, SecretString: { value: bodyMarker } }), 'its SecretString is an object, not a string'],
+      [(real) => ({ ...real, VersionId: 7 }), 'its VersionId is a number, not a string'],
+      [(real) => ({ ...real, VersionStages: 'AWSCURRENT' }), 'its VersionStages is a string, not a list'],
+      [(real) => ({ ...real, VersionStages: [bodyMarker, 1] }), 'its VersionStages holds a number, not a string'],
+    ];
+    for (const [answer, cause] of cases) {
+      const calls = { east: delta({ region: primary, operation: 'GetSecretValue', status: 200 }), west: delta({ region: secondary, operation: 'GetSecretValue', status: 200 }) };
+      const err = await withAnswer(answer, bothRegions('GetSecretValue'), () => failMount(`- {name: api, store: sm-shape, ref: shop/api}`));
+      expect({ cause, code: err.code }).toEqual({ cause, code: status.UNAVAILABLE });
+      expect(err.details).toContain(`AWS Secrets Manager sent a malformed answer reading secret "shop/api" (${cause})`);
+      expectClean(err.details);
+      expect({ cause, east: calls.east(), west: calls.west() }).toEqual({ cause, east: 1, west: 1 });
+    }
+    const { files } = await mount(`- {name: api, store: sm-shape, ref: shop/api}`);
+    expect(files.get('api')?.contents.toString()).toBe(apiKey);
+  });
+
+  it('names the pinned version or stage of a malformed answer', async () => {
+    const err = await withAnswer(withoutValue, bothRegions('GetSecretValue'), () =>
+      failMount(`- {name: pending, store: sm-shape, ref: shop/rotating, versionStage: AWSPENDING}`),
+    );
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.details).toContain('malformed answer reading secret "shop/rotating" (stage AWSPENDING) (it has neither a SecretString nor a SecretBinary)');
+  });
+
+  it('reads from the failover region when the primary sends a malformed answer', async () => {
+    const cases: Array<[operation: string, answer: (real: Answer) => unknown, objects: string]> = [
+      ['GetSecretValue', withoutValue, `- {name: api, store: sm-shape, ref: shop/api}`],
+      ['GetSecretValue', (real) => ({ ...real, SecretString: 12345 }), `- {name: api, store: sm-shape, ref: shop/api}`],
+      ['BatchGetSecretValue', (real) => ({ ...real, SecretValues: { Name: 'shop/api' } }), `- {name: api, store: sm-shape, ref: shop/api}\n- {name: db, store: sm-shape, ref: shop/db, key: password}`],
+    ];
+    for (const [operation, answer, objects] of cases) {
+      const west = delta({ region: secondary, operation, status: 200 });
+      const single = delta({ operation: 'GetSecretValue' });
+      const { files } = await withAnswer(answer, primaryOnly(operation), () => mount(objects));
+      expect(files.get('api')?.contents.toString()).toBe(apiKey);
+      expect({ operation, west: west() }).toEqual({ operation, west: 1 });
+      if (operation === 'BatchGetSecretValue') {
+        expect(files.get('db')?.contents.toString()).toBe(password);
+        expect(single()).toBe(0);
+      }
+    }
+  });
+
+  it('reads from the failover region when the primary sends a 200 the SDK cannot parse', async () => {
+    for (const [operation, objects] of [
+      ['GetSecretValue', `- {name: api, store: sm-shape, ref: shop/api}`],
+      ['BatchGetSecretValue', `- {name: api, store: sm-shape, ref: shop/api}\n- {name: db, store: sm-shape, ref: shop/db, key: password}`],
+    ] as const) {
+      const west = delta({ region: secondary, operation, status: 200 });
+      aws.inject({ kind: 'truncated' }, { times: Infinity, match: primaryOnly(operation) });
+      try {
+        const { files } = await mount(objects);
+        expect(files.get('api')?.contents.toString()).toBe(apiKey);
+      } finally {
+        aws.faults.clear();
+      }
+      expect({ operation, west: west() }).toEqual({ operation, west: 1 });
+    }
+  });
+
+  it('retries a malformed answer as a transient failure', async () => {
+    // Both regions once: the first attempt fails, the store's retry (store sm: 3 attempts) succeeds.
+    aws.answerWith(withoutValue, { times: 2, match: bothRegions('GetSecretValue') });
+    const calls = delta({ operation: 'GetSecretValue', status: 200 });
+    try {
+      const { files } = await mount(`- {name: api, ref: shop/api}`);
+      expect(files.get('api')?.contents.toString()).toBe(apiKey);
+    } finally {
+      aws.clearAnswers();
+    }
+    expect(calls()).toBe(3);
+  });
+
+  it('fails every object of a BatchGetSecretValue answer that cannot be matched to the secrets', async () => {
+    const cases: Array<[answer: (real: Answer) => unknown, cause: string]> = [
+      [(real) => ({ ...real, SecretValues: { Name: 'shop/api', SecretString: bodyMarker } }), 'SecretValues is an object, not a list'],
+      [(real) => ({ ...real, SecretValues: [bodyMarker] }), 'SecretValues holds a string, not an object'],
+      [eachValue(({ Name: _n, ARN: _a, ...rest }) => rest), 'SecretValues holds an entry with neither a Name nor an ARN'],
+      [eachValue((entry) => ({ ...entry, Name: 12345 })), 'the Name of an entry of SecretValues is a number, not a string'],
+      [eachValue((entry) => ({ ...entry, ARN: [bodyMarker] })), 'the ARN of an entry of SecretValues is a list, not a string'],
+      [(real) => ({ ...real, Errors: bodyMarker }), 'Errors is a string, not a list'],
+      [(real) => ({ ...real, Errors: [{ ErrorCode: 'ResourceNotFoundException', Message: bodyMarker }] }), 'the SecretId of an entry of Errors is missing, not a string'],
+      [(real) => ({ ...real, NextToken: 12345 }), 'NextToken is a number, not a string'],
+    ];
+    for (const [answer, cause] of cases) {
+      const west = delta({ region: secondary, operation: 'BatchGetSecretValue', status: 200 });
+      const single = delta({ operation: 'GetSecretValue' });
+      const err = await withAnswer(answer, bothRegions('BatchGetSecretValue'), () =>
+        failMount(`- {name: api, store: sm-shape, ref: shop/api}\n- {name: db, store: sm-shape, ref: shop/db, key: password}`),
+      );
+      expect({ cause, code: err.code }).toEqual({ cause, code: status.UNAVAILABLE });
+      expect(err.details).toContain(`AWS Secrets Manager sent a malformed answer reading 2 secrets in ${primary} (${cause})`);
+      expect(err.details).toContain('(and 1 more objects failed)');
+      expectClean(err.details);
+      expect({ cause, west: west(), single: single() }).toEqual({ cause, west: 1, single: 0 });
+    }
+  });
+
+  it('fails only the object of a malformed BatchGetSecretValue entry', async () => {
+    const objects = `
+- {name: db, store: sm-shape, ref: shop/db, key: password}
+- {name: api, store: sm-shape, ref: shop/api}
+- {name: cert, store: sm-shape, ref: shop/cert}`;
+    const cases: Array<[answer: (real: Answer) => unknown, secret: string, cause: string]> = [
+      [eachValue((e) => (e['Name'] === 'shop/db' ? { ...e, SecretString: 12345 } : e)), 'shop/db', 'its SecretString is a number, not a string'],
+      [eachValue((e) => (e['Name'] === 'shop/cert' ? { ...e, SecretBinary: [1, 2, 3] } : e)), 'shop/cert', 'its SecretBinary is a list, not a base64 string'],
+      [eachValue((e) => (e['Name'] === 'shop/api' ? withoutValue(e) : e)), 'shop/api', 'it has neither a SecretString nor a SecretBinary'],
+      [eachValue((e) => (e['Name'] === 'shop/db' ? { ...e, VersionStages: bodyMarker } : e)), 'shop/db', 'its VersionStages is a string, not a list'],
+    ];
+    for (const [answer, secret, cause] of cases) {
+      const err = await withAnswer(answer, bothRegions('BatchGetSecretValue'), () => failMount(objects));
+      expect({ cause, code: err.code }).toEqual({ cause, code: status.UNAVAILABLE });
+      expect(err.details).toContain(`AWS Secrets Manager sent a malformed answer reading secret "${secret}" (${cause})`);
+      expect(err.details).not.toContain('more objects failed');
+      expectClean(err.details);
+    }
+    // An Errors entry naming its secret but of the wrong shape fails that secret alone.
+    const err = await withAnswer(
+      (real) => ({ ...real, Errors: (real['Errors'] as Answer[]).map((e) => ({ ...e, ErrorCode: 404, Message: bodyMarker })) }),
+      bothRegions('BatchGetSecretValue'),
+      () => failMount(`- {name: api, store: sm-shape, ref: shop/api}\n- {name: gone, store: sm-shape, ref: shop/gone}`),
+    );
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.details).toContain('AWS Secrets Manager sent a malformed answer reading secret "shop/gone" (its ErrorCode is a number, not a string)');
+    expect(err.details).not.toContain('more objects failed');
+    expectClean(err.details);
   });
 });

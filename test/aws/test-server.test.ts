@@ -125,6 +125,21 @@ describe('the AWS test server', () => {
     expect((await errorOf(secretsManager(session).send(new GetSecretValueCommand({ SecretId: 'shop/api' })))).name).toBe('ExpiredTokenException');
   });
 
+  it('answers a chosen JSON 1.1 body in place of the real answer, for matching requests only', async () => {
+    aws.answerWith((real) => ({ ...real, SecretString: 7 }), { times: 2, match: `${secondary}/secretsmanager.GetSecretValue` });
+    expect((await secretsManager().send(new GetSecretValueCommand({ SecretId: 'shop/api' }))).SecretString).toBe('value');
+    for (let i = 0; i < 2; i += 1) {
+      const out = await secretsManager(keys, secondary).send(new GetSecretValueCommand({ SecretId: 'shop/api' }));
+      expect({ string: out.SecretString as unknown, name: out.Name }).toEqual({ string: 7, name: 'shop/api' });
+    }
+    expect((await secretsManager(keys, secondary).send(new GetSecretValueCommand({ SecretId: 'shop/api' }))).SecretString).toBe('value');
+    // Only answers the server would have given: a refused request keeps its error.
+    aws.answerWith(() => ({}), { match: 'secretsmanager.GetSecretValue' });
+    expect((await errorOf(secretsManager().send(new GetSecretValueCommand({ SecretId: 'other/x' })))).name).toBe('AccessDeniedException');
+    aws.clearAnswers();
+    expect((await secretsManager().send(new GetSecretValueCommand({ SecretId: 'shop/api' }))).SecretString).toBe('value');
+  });
+
   it('counts calls per operation and region, and injects faults per region', async () => {
     const before = aws.count({ operation: 'GetSecretValue', region: secondary });
     aws.failNext(secondary, 1, 'throttling');

@@ -96,7 +96,7 @@ const failures: FailureCase[] = [
       kube: /malformed answer/,
       // A JSON object (Vault's envelope) whose data is a list: not NotFound, not "not a JSON object".
       vault: /answered "secret\/data\/shop\/multi" with an unexpected response shape \("data" is a list, not an object\)/,
-      sm: /malformed answer.*SecretString is not a string/,
+      sm: /malformed answer reading secret "shop\/multi" \(its SecretString is a number, not a string\)/,
       ssm: /malformed answer reading parameter "\/shop\/multi" \(its Value is a number, not a string\)/,
     },
   },

@@ -22,6 +22,9 @@
  * agent): aws.inject({ kind: 'truncated' }, { times, match }), matched against `<region>/<X-Amz-Target>`
  * (`us-east-1/secretsmanager.GetSecretValue`, `us-east-1/AmazonSSM.GetParameter`); aws.faults.applied
  * counts them. The `shape` answer is the real one with its values of the wrong type (see awsWrongShape).
+ * For a precise wrong shape: aws.answerWith((real) => ({ ...real, SecretString: 1 }), { times, match })
+ * answers 200 with that JSON (JSON 1.1 headers) instead of the real answer, after the request was
+ * authenticated and authorized; aws.clearAnswers() disarms them.
  * Role names become ARNs `arn:aws:iam::<account>:role/<name>`; `allow` lists name globs (`*` any run).
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -91,6 +94,13 @@ export interface AwsTestServer {
   /** A fault for the next `times` Secrets Manager/SSM requests whose `<region>/<target>` matches. */
   inject(fault: Fault, options?: InjectOptions): void;
   readonly faults: FaultInjector;
+  /**
+   * The next `times` (default 1; Infinity until cleared) successful Secrets Manager/SSM answers whose
+   * `<region>/<X-Amz-Target>` matches `match` are a 200 with `answer(real)` as JSON instead (a
+   * copy of the real answer is passed in). Checked after the `inject` faults.
+   */
+  answerWith(answer: (real: Record<string, unknown>) => unknown, options?: InjectOptions): void;
+  clearAnswers(): void;
   count(filter?: Partial<Pick<CallRecord, 'region' | 'operation' | 'service' | 'status' | 'error' | 'principal' | 'accessKeyId'>>): number;
   /** Moves the server's clock (credential expiry, token expiry) forward. */
   advance(ms: number): void;
@@ -640,8 +650,9 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
         throw new AwsError('SerializationException', 'Start of structure or map found where not expected.');
       }
       const out = op.run(region, who.principal, input);
+      const rewrite = takeAnswer(`${region}/${target}`);
       record(200, { accessKeyId: who.accessKeyId, principal: who.principal.arn });
-      sendJson(res, 200, out);
+      sendJson(res, 200, rewrite ? rewrite(structuredClone(out)) : out);
     } catch (err) {
       if (!(err instanceof AwsError)) throw err;
       record(err.status, { error: err.type, ...(who ? { accessKeyId: who.accessKeyId, principal: who.principal.arn } : {}) });
@@ -687,6 +698,15 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
   }
 
   const injected = createFaultInjector();
+  const answers: Array<{ answer: (real: Record<string, unknown>) => unknown; remaining: number; match?: string | RegExp }> = [];
+  function takeAnswer(route: string): ((real: Record<string, unknown>) => unknown) | undefined {
+    const index = answers.findIndex((a) => a.match === undefined || (typeof a.match === 'string' ? route.includes(a.match) : a.match.test(route)));
+    if (index < 0) return undefined;
+    const rule = answers[index]!;
+    rule.remaining -= 1;
+    if (rule.remaining <= 0) answers.splice(index, 1);
+    return rule.answer;
+  }
   const servers: Array<{ region: string; server: Server; url: string }> = [];
   for (const region of regionNames) {
     const server = createServer((req, res) => {
@@ -798,6 +818,12 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
       injected.inject(fault, opts);
     },
     faults: injected,
+    answerWith(answer, { times = 1, match } = {}) {
+      answers.push({ answer, remaining: times, ...(match !== undefined ? { match } : {}) });
+    },
+    clearAnswers() {
+      answers.length = 0;
+    },
     count(filter = {}) {
       return calls.filter((c) => Object.entries(filter).every(([k, v]) => c[k as keyof CallRecord] === v)).length;
     },
