@@ -10,6 +10,7 @@ import { backendDefinitions } from '../backends/registry.js';
 import { vaultObjectFields } from '../backends/vault.js';
 import { providerConfig, storeCommon } from '../config/schema.js';
 import { commonFields } from '../mount/objects.js';
+import { templateFields } from '../mount/templates.js';
 import { duration } from '../schema.js';
 
 /** Each backend's object fields, with the guide that explains the backend. */
@@ -191,7 +192,7 @@ this file is stale. Conventions:
 - *(method: x)* marks a field that exists only for that variant of a union.
 
 Contents: [provider config](#provider-config) · [common store fields](#common-store-fields) ·
-[common object fields](#common-object-fields) · backends: ${backendDefinitions.map((b) => `[\`${b.kind}\`](#backend-${b.kind})`).join(' · ')}
+[common object fields](#common-object-fields) · [template fields](#template-fields) · backends: ${backendDefinitions.map((b) => `[\`${b.kind}\`](#backend-${b.kind})`).join(' · ')}
 `);
   const topLevel = fieldRows(providerConfig);
   out.push(`## Provider config
@@ -208,10 +209,17 @@ ${table(fieldRows(storeCommon))}`);
   out.push(`## Common object fields
 
 Each entry of a SecretProviderClass's \`objects\` parameter has these fields; the rest of the entry
-belongs to the store's backend. The class parameters are \`objects\` (required) and \`role\` (the
-default login role for stores that take one); any other parameter is an error.
+belongs to the store's backend. The class parameters are \`objects\` (required), \`role\` (the
+default login role for stores that take one) and \`templates\` (files rendered from the objects);
+any other parameter is an error.
 
 ${table(fieldRows(commonFields))}`);
+  out.push(`## Template fields
+
+Each entry of a SecretProviderClass's \`templates\` parameter has these fields, and no others. The
+template language is Liquid, sandboxed: see [Templates in the README](../README.md#templates).
+
+${table(fieldRows(templateFields))}`);
   for (const definition of backendDefinitions) {
     const docs = backendDocs[definition.kind];
     if (!docs) throw new Error(`backend ${definition.kind} has no entry in backendDocs of src/cli/reference.ts`);

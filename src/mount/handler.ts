@@ -11,6 +11,7 @@ import { checkFile, guardOutput, hmacVersion, largeResponseBytes } from './outpu
 import { checkAccess } from './policy.js';
 import { parseMountRequest, type MountInput, type MountRequestMessage } from './request.js';
 import { resolveObjects } from './resolve.js';
+import { parseTemplates, renderTemplates, type MountTemplate, type TemplateInput } from './templates.js';
 import { toObjectFiles, type ObjectFile } from './transform.js';
 
 export interface ObjectVersion {
@@ -21,8 +22,14 @@ export interface ObjectVersion {
 export interface MountResult {
   readonly files: ObjectFile[];
   readonly objectVersions: ObjectVersion[];
-  /** Where each file came from, for `usp render` and logs; never values. */
-  readonly sources: ReadonlyMap<string, { store: string; ref: string; version: string }>;
+  /** Where each file came from, for `usp render` and logs; never values. A template has no store. */
+  readonly sources: ReadonlyMap<string, FileSource>;
+}
+
+export interface FileSource {
+  readonly store?: string;
+  readonly ref: string;
+  readonly version: string;
 }
 
 export interface MountHandlerDeps {
@@ -38,7 +45,7 @@ export interface MountHandlerDeps {
 export type MountHandler = (request: MountRequestMessage, signal: AbortSignal, deadlineAt?: number) => Promise<MountResult>;
 
 /** Parameters a class may set; anything else is a typo we report rather than ignore. */
-const knownParameters = new Set(['objects', 'role']);
+const knownParameters = new Set(['objects', 'role', 'templates']);
 
 /** The whole Mount pipeline: parse, authorise, resolve, transform, guard. */
 export function createMountHandler(deps: MountHandlerDeps): MountHandler {
@@ -54,7 +61,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
     try {
       input = parseMountRequest(request);
       const state = deps.state();
-      const objects = parseClassObjects(input, state);
+      const { objects, templates } = parseClassObjects(input, state);
       objectCount = objects.length;
       authorise(objects, input, state);
       bound = boundSignal(callSignal, state.config.limits.mountTimeout);
@@ -68,7 +75,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
         ...createTokenSource(input.tokens, deps.now),
       };
       const resolutions = await resolveObjects(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger, keyHmac, deadlineAt });
-      const result = assemble(resolutions, input, state.config.versionKey ?? deps.fallbackVersionKey, rendered);
+      const result = assemble(resolutions, templates, input, state.config.versionKey ?? deps.fallbackVersionKey, rendered);
       const bytes = guardOutput(result.files);
       record(deps, 'ok', 'OK', started, bytes);
       countByStore(resolutions).forEach((n, store) => deps.metrics.objectsServed.inc({ store }, n));
@@ -95,13 +102,19 @@ type ParsedClass = ReturnType<typeof parseClass>;
 
 const maxParsedClasses = 1024;
 
+interface ClassContent {
+  readonly objects: MountObject[];
+  readonly templates: MountTemplate[];
+}
+
 /**
  * Parses a class once per config: rotation Mounts repeat the same parameters every poll, so they
- * reuse the parsed objects instead of parsing YAML again. Keyed by a digest of the parameters.
+ * reuse the parsed objects and compiled templates instead of parsing again. Keyed by a digest of
+ * the parameters.
  */
 function createClassParser(metrics: Metrics) {
   const byState = new WeakMap<ProviderState, Map<string, ParsedClass>>();
-  return (input: MountInput, state: ProviderState): MountObject[] => {
+  return (input: MountInput, state: ProviderState): ClassContent => {
     let parsedClasses = byState.get(state);
     if (!parsedClasses) byState.set(state, (parsedClasses = new Map()));
     const digest = createHash('sha256');
@@ -116,15 +129,15 @@ function createClassParser(metrics: Metrics) {
       parsedClasses.set(key, parsed);
     }
     if (!parsed.ok) throw new ProviderError('InvalidArgument', parsed.problems.join('; '));
-    return parsed.objects;
+    return parsed;
   };
 }
 
-/** Checks a class's parameters and objects against the stores, listing every problem. */
+/** Checks a class's parameters, objects and templates against the stores, listing every problem. */
 export function parseClass(
   parameters: ReadonlyMap<string, string>,
   state: ProviderState,
-): { ok: true; objects: MountObject[] } | { ok: false; problems: string[] } {
+): ({ ok: true } & ClassContent) | { ok: false; problems: string[] } {
   const unknown = [...parameters.keys()].filter((k) => !knownParameters.has(k));
   const problems = unknown.map(
     (k) => `parameters.${k.slice(0, 100)}: unknown parameter (known: ${[...knownParameters].join(', ')})`,
@@ -136,7 +149,11 @@ export function parseClass(
     maxObjects: state.config.limits.maxObjects,
   });
   if (!parsed.ok) problems.push(...parsed.problems);
-  return problems.length > 0 || !parsed.ok ? { ok: false, problems } : { ok: true, objects: parsed.objects };
+  const templates = parseTemplates(parameters.get('templates'), parsed.ok ? parsed.objects : undefined);
+  if (!templates.ok) problems.push(...templates.problems);
+  return problems.length > 0 || !parsed.ok || !templates.ok
+    ? { ok: false, problems }
+    : { ok: true, objects: parsed.objects, templates: templates.templates };
 }
 
 function authorise(objects: readonly MountObject[], input: MountInput, state: ProviderState): void {
@@ -190,23 +207,35 @@ function render(object: MountObject, result: FetchResult, defaultMode: number, v
 
 function assemble(
   resolutions: Awaited<ReturnType<typeof resolveObjects>>,
+  templates: readonly MountTemplate[],
   input: MountInput,
   versionKey: Buffer,
   cache: RenderedCache,
 ): MountResult {
   const files: ObjectFile[] = [];
   const objectVersions: ObjectVersion[] = [];
-  const sources = new Map<string, { store: string; ref: string; version: string }>();
+  const sources = new Map<string, FileSource>();
+  const inputs: TemplateInput[] = [];
+  const skipped: MountObject[] = [];
   for (const resolution of resolutions) {
-    if (!('result' in resolution)) continue;
+    if (!('result' in resolution)) {
+      skipped.push(resolution.object);
+      continue;
+    }
     const { object, result } = resolution;
     const { files: produced, version } = render(object, result, input.defaultMode, versionKey, cache);
+    inputs.push({ object, files: produced, version });
     if (!object.mount) continue;
     objectVersions.push({ id: object.name, version });
     for (const file of produced) {
       files.push(file);
       sources.set(file.path, { store: object.store, ref: object.ref, version });
     }
+  }
+  for (const { template, file, version } of renderTemplates(templates, inputs, skipped, { defaultMode: input.defaultMode, versionKey })) {
+    objectVersions.push({ id: template.name, version });
+    files.push(file);
+    sources.set(file.path, { ref: `templates[${template.index}]`, version });
   }
   // The driver fails a Mount without versions; all objects may have been optional and missing.
   if (objectVersions.length === 0) objectVersions.push({ id: 'usp/no-objects', version: 'empty' });

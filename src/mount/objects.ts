@@ -76,7 +76,10 @@ export const commonFields = z.object({
     .describe('Octal file mode, quoted or not (`0400`, `"0440"`); default: the driver\'s permission (0644).'),
   optional: z.boolean().default(false).describe('A missing object (NotFound) is skipped and logged instead of failing the Mount.'),
   expand: z.literal('keys').optional().describe('`keys`: one file per top-level field of the secret, `<name>/<field>`.'),
-  mount: z.boolean().default(true).describe('`false`: fetch and check the object but write no file.'),
+  mount: z
+    .boolean()
+    .default(true)
+    .describe('`false`: fetch and check the object but write no file; templates can still read it.'),
 });
 const commonKeys = Object.keys(commonFields.shape);
 
@@ -88,29 +91,39 @@ export function describeObject(o: { index: number; name?: string }): string {
 /** Parses the `objects` parameter, collecting every problem rather than stopping at the first. */
 export function parseObjects(text: string | undefined, ctx: ObjectsContext): ObjectsResult {
   if (text === undefined || text.trim() === '') return { ok: false, problems: ['parameters.objects: required'] };
-  if (text.length > maxObjectsBytes) {
-    return { ok: false, problems: [`parameters.objects: larger than ${maxObjectsBytes} bytes`] };
-  }
+  const list = readYamlList(text, 'objects', { maxBytes: maxObjectsBytes, maxItems: ctx.maxObjects });
+  if (!list.ok) return list;
+  const problems: string[] = [];
+  const objects = list.items.flatMap((entry, index) => {
+    const parsed = parseObject(entry, index, ctx, problems);
+    return parsed ? [parsed] : [];
+  });
+  checkNames(objects, problems);
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, objects };
+}
+
+/** A class parameter holding a YAML list (`objects`, `templates`), bounded in size and length. */
+export function readYamlList(
+  text: string,
+  parameter: string,
+  limits: { maxBytes: number; maxItems: number },
+): { ok: true; items: unknown[] } | { ok: false; problems: string[] } {
+  const at = `parameters.${parameter}`;
+  if (text.length > limits.maxBytes) return { ok: false, problems: [`${at}: larger than ${limits.maxBytes} bytes`] };
   let raw: unknown;
   try {
     // logLevel error: YAML warnings would otherwise go to stderr through process.emitWarning with a
     // code frame of the class text (request attributes are never logged). Found by fuzzing.
     raw = parseYaml(text, { maxAliasCount: 0, uniqueKeys: true, schema: 'core', logLevel: 'error' });
   } catch (err) {
-    return { ok: false, problems: [`parameters.objects: not valid YAML: ${firstLine(err)}`] };
+    return { ok: false, problems: [`${at}: not valid YAML: ${firstLine(err)}`] };
   }
-  if (!Array.isArray(raw)) return { ok: false, problems: ['parameters.objects: must be a YAML list of objects'] };
-  if (raw.length === 0) return { ok: false, problems: ['parameters.objects: the list is empty'] };
-  if (raw.length > ctx.maxObjects) {
-    return { ok: false, problems: [`parameters.objects: ${raw.length} objects, more than the limit of ${ctx.maxObjects}`] };
+  if (!Array.isArray(raw)) return { ok: false, problems: [`${at}: must be a YAML list of ${parameter}`] };
+  if (raw.length === 0) return { ok: false, problems: [`${at}: the list is empty`] };
+  if (raw.length > limits.maxItems) {
+    return { ok: false, problems: [`${at}: ${raw.length} ${parameter}, more than the limit of ${limits.maxItems}`] };
   }
-  const problems: string[] = [];
-  const objects = raw.flatMap((entry, index) => {
-    const parsed = parseObject(entry, index, ctx, problems);
-    return parsed ? [parsed] : [];
-  });
-  checkNames(objects, problems);
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, objects };
+  return { ok: true, items: raw };
 }
 
 function parseObject(entry: unknown, index: number, ctx: ObjectsContext, problems: string[]): MountObject | undefined {
@@ -169,7 +182,7 @@ function parseSpec(store: StoreBackend, fields: Record<string, unknown>, at: str
 }
 
 /** Modes are octal whether quoted or not: 0400, "0400", 400 and "0o400" all mean r--------. */
-function parseMode(value: string | number, at: string, problems: string[]): number | undefined {
+export function parseMode(value: string | number, at: string, problems: string[]): number | undefined {
   const text = String(value).trim().replace(/^0o/i, '');
   if (!/^[0-7]{1,4}$/.test(text) || Number.parseInt(text, 8) > 0o777) {
     problems.push(`${at}: ${JSON.stringify(String(value))} is not an octal file mode between 0000 and 0777`);

@@ -44,13 +44,16 @@ export function guardOutput(files: readonly ObjectFile[]): number {
 /**
  * A version that changes exactly when the content does, without revealing it: an HMAC keyed by
  * the admin's key (a bare hash of a low-entropy secret could be brute-forced from the status object).
+ * `inputs` (a template's: the versions of the objects it read) change it too; without them the
+ * version is what it always was, so upgrades cause no rotation.
  */
-export function hmacVersion(key: Buffer, files: readonly ObjectFile[]): string {
+export function hmacVersion(key: Buffer, files: readonly ObjectFile[], inputs: readonly string[] = []): string {
   const mac = createHmac('sha256', key);
   for (const file of files) {
     mac.update(`${file.path}\0${file.mode}\0${file.contents.length}\0`);
     mac.update(file.contents);
   }
+  for (const input of inputs) mac.update(`\0input\0${input.length}\0${input}`);
   return `hmac-${mac.digest('base64url').slice(0, 32)}`;
 }
 

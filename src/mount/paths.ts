@@ -1,4 +1,5 @@
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** A UTF-16 surrogate without its pair: no UTF-8 form exists. */
+export const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Why the driver would reject `path` as a file path in the mount, or undefined when it is fine. */
 export function checkDriverPath(path: string): string | undefined {

@@ -134,6 +134,43 @@ describe('usp validate', () => {
   });
 });
 
+describe('templates in usp render and usp validate', () => {
+  const templated = (templates: string) =>
+    spc(
+      '- {name: db/password, ref: shop/password, mount: false}\n- {name: stripe-live, ref: shop/stripe.json, select: keys.live}',
+      `    templates: |\n${templates.trim().split('\n').map((l) => `      ${l}`).join('\n')}\n`,
+    );
+
+  it('renders template files in the table without values, and with --show-values', async () => {
+    await writeFile(join(dir, 'templated.yaml'), templated('- name: app.env\n  mode: "0400"\n  template: "PW={{ objects[\'db/password\'] }}"'));
+    const args = ['render', '--class', join(dir, 'templated.yaml'), '--config', join(dir, 'config.yaml'), '--namespace', 'shop', '--service-account', 'app'];
+    const result = await runUsp(args);
+    outputs.push(result.stdout, result.stderr);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    expect(lines.map((l) => l.split(/\s+/)[0])).toEqual(['FILE', 'stripe-live', 'app.env']);
+    expect(lines[2]).toMatch(new RegExp(`^app\\.env\\s+${password.length + 3}\\s+0400\\s+hmac-[\\w-]{32}\\s+-\\s+templates\\[0\\]$`));
+    const shown = await runUsp([...args, '--show-values']);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(`--- app.env\nPW=${password}\n`);
+  });
+
+  it('validate parses and compiles templates, listing every problem', async () => {
+    await writeFile(join(dir, 'bad-templates.yaml'), templated('- {name: a, template: "{{ objects.nope }}"}\n- {name: b, template: "{% if %}"}\n- {name: stripe-live, template: x, mode: "0999"}'));
+    const result = await runUsp(['validate', '--config', join(dir, 'config.yaml'), '--class', join(dir, 'bad-templates.yaml')]);
+    outputs.push(result.stdout, result.stderr);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('class: templates[0] "a": template: objects["nope"] is not an object of this class');
+    expect(result.stdout).toContain('class: templates[1] "b": template: ');
+    expect(result.stdout).toContain('class: templates[2] "stripe-live": mode: "0999" is not an octal file mode');
+    expect(result.stdout).toContain('class: templates[2] "stripe-live": name: is also the name of objects[1] "stripe-live"');
+    expect(result.stdout).toContain('4 problems found');
+    await writeFile(join(dir, 'good-templates.yaml'), templated('- {name: app.env, template: "{{ objects.stripe-live }}"}'));
+    const good = await runUsp(['validate', '--config', join(dir, 'config.yaml'), '--class', join(dir, 'good-templates.yaml')]);
+    expect(good.stdout).toContain('ok: config and class shop are valid');
+  });
+});
+
 describe('usp mount', () => {
   it('sends a driver Mount to a running provider and shows the same table', async () => {
     await mkdir(join(dir, 'sockets'), { mode: 0o700 });

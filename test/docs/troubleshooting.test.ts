@@ -72,7 +72,7 @@ async function failure(objects: string, parameters: Record<string, string> = {},
 }
 
 const cases: Array<{ family: string; objects: string; parameters?: Record<string, string>; namespace?: string; code: ErrorCode; quoted: string | string[] }> = [
-  { family: 'unknown parameter', objects: '- {name: a, ref: shop/plain}', parameters: { roleName: 'x' }, code: 'InvalidArgument', quoted: 'unknown parameter (known: objects, role)' },
+  { family: 'unknown parameter', objects: '- {name: a, ref: shop/plain}', parameters: { roleName: 'x' }, code: 'InvalidArgument', quoted: 'unknown parameter (known: objects, role, templates)' },
   { family: 'unknown object field', objects: '- {name: a, ref: shop/plain, secretPath: x}', code: 'InvalidArgument', quoted: ': unknown field' },
   { family: 'bad file path', objects: '- {name: ../a, ref: shop/plain}', code: 'InvalidArgument', quoted: 'must not have ".." elements' },
   { family: 'duplicate names', objects: '- {name: a, ref: shop/plain}\n- {name: a, ref: shop/db.json}', code: 'InvalidArgument', quoted: 'is also the name of objects[' },
@@ -85,6 +85,9 @@ const cases: Array<{ family: string; objects: string; parameters?: Record<string
   { family: 'select matched nothing', objects: '- {name: a, ref: shop/db.json, select: nested.b}', code: 'NotFound', quoted: 'select matched nothing in the secret' },
   { family: 'content not JSON', objects: '- {name: a, ref: shop/plain, key: password}', code: 'InvalidArgument', quoted: 'key: the secret is not JSON' },
   { family: 'bad base64', objects: '- {name: a, ref: shop/db.json, decode: base64}', code: 'InvalidArgument', quoted: 'decode: the value is not valid base64' },
+  { family: 'template reference', objects: '- {name: a, ref: shop/plain}', parameters: { templates: '- {name: t, template: "{{ objects.b }}"}' }, code: 'InvalidArgument', quoted: ['": template: objects["', '"] is not an object of this class (objects: '] },
+  { family: 'template file access', objects: '- {name: a, ref: shop/plain}', parameters: { templates: '- {name: t, template: "{% include \'a\' %}"}' }, code: 'InvalidArgument', quoted: '{% include %} is not available: templates cannot read files' },
+  { family: 'template optional object', objects: '- {name: a, ref: shop/missing, optional: true}', parameters: { templates: '- {name: t, template: "{{ objects.a }}"}' }, code: 'NotFound', quoted: ['": template (line ', '" was not found; write objects["', '" or test it with {% if %}'] },
   { family: 'file and directory', objects: '- {name: db, ref: shop/db.json, expand: keys}\n- {name: db/password, ref: shop/plain}', code: 'InvalidArgument', quoted: 'written twice' },
 ];
 

@@ -471,6 +471,51 @@ const attributesText = fc
     return `{${all.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
   });
 
+/** Liquid pieces that render: reads of every kind of object, loops, filters, prototype names as plain variables. */
+const renderingFragment = fc.constantFrom(
+  '{{ objects.p }}', '{{ objects["p"] }}', '{{ objects.b | base64 }}', '{{ objects["f/a"] }}', '{{ objects.f.a }}',
+  '{{ objects["f/b.txt"] | upcase }}', '{{ objects.m | default: "none" }}', '{% if objects.m %}m{% endif %}', '{{ objects.f | json }}',
+  '{% for kv in objects.f %}{{ kv[0] }}={{ kv[1] }};{% endfor %}', '{% for o in objects %}{{ o[0] }}{% endfor %}',
+  '{% assign x = objects.p | split: "" %}{{ x | size }}', '{% capture c %}{{ objects.d }}{% endcapture %}{{ c | size }}',
+  '{{ objects.p | base64 | base64_decode }}', '{% for i in (1..3) %}{{ i }}{% endfor %}', '{% raw %}{{ x }}{% endraw %}',
+  '{% comment %}x{% endcomment %}', '{{ "a" | append: objects.p | prepend: objects.d }}', '{{ objects.p | date: "%Y" }}',
+  '{% assign __proto__ = objects.p %}{{ __proto__ }}', '{% assign constructor = 1 %}{% increment polluted %}', '{% cycle "a", objects.p %}',
+  '{% tablerow i in (1..2) %}{{ i }}{% endtablerow %}', '{% liquid\necho objects.p %}', '\n', 'text ', '{{ objects.p | slice: 1, 3 }}',
+  '{{ objects.d | truncate: 5 }}', '{{ objects.p | split: "" | sort | first }}', '{{ objects.p | plus: 1 }}',
+);
+/** Liquid pieces that must fail cleanly: binary as text, skipped objects, computed names, sandbox escapes, syntax errors. */
+const failingFragment = fc.constantFrom(
+  '{{ objects.b }}', '{{ objects.f }}', '{{ objects.m }}', '{{ objects["m/x"] }}', '{{ objects["f/zz"] }}', '{{ objects[objects.p] }}',
+  '{{ objects[objects.d] }}', '{{ objects.constructor }}', '{{ objects.__proto__ }}', '{% assign o = objects %}{{ o.p.constructor }}{{ o[o.d] }}',
+  '{{ objects.b | base64 | base64_decode }}', '{{ objects.p | base64_decode }}', '{% include "x" %}', '{% render objects.p %}', '{% layout "x" %}',
+  '{{ nope }}', '{{ objects.nope }}', '{% if %}', '{{', '{%', '}}', '%}', '{% endfor %}', '{{ objects.p | nofilter }}', '{% increment objects %}{{ objects.p }}',
+);
+const templateText = fc
+  .array(fc.oneof({ weight: 12, arbitrary: renderingFragment }, { weight: 1, arbitrary: failingFragment }, { weight: 1, arbitrary: anyText }), { minLength: 1, maxLength: 6 })
+  .map((parts) => parts.join(''));
+/** Usually one of its kind; `rare` gives the odd hostile value. */
+const mostly = <T, U>(usual: fc.Arbitrary<T>, rare: fc.Arbitrary<U>) => fc.oneof({ weight: 6, arbitrary: usual }, { weight: 1, arbitrary: rare });
+const templateEntry = fc
+  .record({
+    name: mostly(fc.constantFrom('app.env', 't', 'conf/app.ini'), fc.oneof(fc.constantFrom('p', 'f/a', 'f', 'p/x', 'b', 'm'), objectName)),
+    template: mostly(templateText, jsonish),
+    mode: mostly(fc.constantFrom(undefined, '0400', 420), mode),
+    extra: mostly(fc.constant(undefined), fc.tuple(fc.constantFrom('colour', '__proto__', 'store', 'ref'), jsonish)),
+  })
+  .map(({ extra, ...fields }) => [...Object.entries(fields).filter(([, v]) => v !== undefined), ...(extra ? [extra] : [])] as Array<[string, unknown]>);
+const templatesYaml = fc.oneof(
+  { weight: 8, arbitrary: fc.array(templateEntry, { minLength: 1, maxLength: 3 }).map((entries) => entries.map(blockMapping).join('\n')) },
+  { weight: 1, arbitrary: hostileYaml },
+);
+/** Objects the templates read: text, binary, expanded, optional and missing, unmounted. */
+const templateObjects = `
+- {name: p, ref: shop/password}
+- {name: b, ref: shop/binary.bin, mount: false}
+- {name: f, ref: shop/flat.json, expand: keys}
+- {name: m, ref: shop/missing, optional: true}
+- {name: d, ref: shop/db.json, key: password, mount: false}
+`;
+
 const targetPath = fc.oneof(fc.constant('/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/v/mount'), anyText);
 
 // ---------------------------------------------------------------------------------------------
@@ -538,6 +583,27 @@ describe('Mount fuzzing (in process, real file store)', { timeout: 120_000 }, ()
       }),
       params(1000),
     );
+  });
+
+  it('templates: hostile Liquid over text, binary, expanded, optional and unmounted objects', async () => {
+    let rendered = 0;
+    await fc.assert(
+      fc.asyncProperty(templatesYaml, async (templates) => {
+        const attributes = JSON.stringify({
+          objects: templateObjects,
+          templates,
+          'csi.storage.k8s.io/pod.namespace': 'shop',
+          'csi.storage.k8s.io/serviceAccount.name': 'default',
+        });
+        const outcome = await run({ attributes, secrets: 'null', permission: '420', targetPath: '/mnt' });
+        check(outcome);
+        afterEachCase();
+        if (outcome.ok && outcome.result.objectVersions.length > 2) rendered += 1;
+      }),
+      params(600),
+    );
+    console.log(`mount fuzz: ${rendered} of ${runs(600)} template Mounts rendered`);
+    expect(rendered).toBeGreaterThan(runs(600) / 10);
   });
 
   it('the generators reach the stores: some cases succeed, and with files', async () => {
