@@ -59,7 +59,7 @@ export const awsStoreOptions = z.strictObject({
     .describe('Service endpoint (VPC interface or FIPS endpoints); the SDK\'s regional endpoint when absent.'),
   failoverRegion: region
     .optional()
-    .describe('Region read when the primary answers 5xx, throttles or cannot be reached (not on 4xx).'),
+    .describe('Region read when the primary answers 5xx, throttles, sends a malformed answer or cannot be reached (not on 4xx).'),
   failoverEndpoint: httpUrl.optional().describe('Service endpoint in failoverRegion (needs failoverRegion).'),
   auth: auth.describe('How the store obtains AWS credentials for the pod.'),
   timeout: duration
