@@ -38,6 +38,26 @@ stores:
 ${extra}`;
 }
 
+/**
+ * A store for malformed-answer tests: one attempt per Mount (one call per region), failover on
+ * unless `failover` is false, and a breaker that many failures in a row do not open.
+ */
+export function singleAttemptStore(aws: AwsTestServer, name: string, backend: string, failover = true): string {
+  const failoverLines = failover ? `
+    failoverRegion: ${secondary}
+    failoverEndpoint: ${aws.endpoint(secondary)}` : '';
+  return `
+  - name: ${name}
+    backend: ${backend}
+    region: ${primary}
+    endpoint: ${aws.endpoint(primary)}${failoverLines}
+    timeout: 8s
+    cache: {ttl: 0}
+    retry: {attempts: 1}
+    breaker: {failures: 100000}
+    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}`;
+}
+
 export interface Pod {
   namespace?: string;
   serviceAccount?: string;

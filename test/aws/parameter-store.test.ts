@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanaries } from '../helpers/canary.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
 import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
-import { awsMounts, primary, providerConfig, secondary } from './fixture.js';
+import { awsMounts, primary, providerConfig, secondary, singleAttemptStore } from './fixture.js';
 
 const canaries = createCanaries();
 const dbPassword = canaries.next('ssm-db');
@@ -37,27 +37,8 @@ beforeAll(async () => {
   aws.putParameter('/other/secret', canaries.next('other'));
   // ssm-shape: one call per object (a retry would read a batch's objects one by one), and failing
   // many calls in a row must not open the breaker the other tests rely on.
-  const shapeStore = `
-  - name: ssm-shape
-    backend: aws-parameter-store
-    region: ${primary}
-    endpoint: ${aws.endpoint(primary)}
-    timeout: 8s
-    cache: {ttl: 0}
-    retry: {attempts: 1}
-    breaker: {failures: 100000}
-    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}
-  - name: ssm-failover
-    backend: aws-parameter-store
-    region: ${primary}
-    endpoint: ${aws.endpoint(primary)}
-    failoverRegion: ${secondary}
-    failoverEndpoint: ${aws.endpoint(secondary)}
-    timeout: 8s
-    cache: {ttl: 0}
-    retry: {attempts: 1}
-    breaker: {failures: 100000}
-    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}`;
+  const shapeStore =
+    singleAttemptStore(aws, 'ssm-shape', 'aws-parameter-store', false) + singleAttemptStore(aws, 'ssm-failover', 'aws-parameter-store');
   p = await startTestProvider({ config: providerConfig(aws, shapeStore) });
 });
 

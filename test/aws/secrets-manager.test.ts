@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanaries } from '../helpers/canary.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
 import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
-import { awsMounts, primary, providerConfig, secondary } from './fixture.js';
+import { awsMounts, primary, providerConfig, secondary, singleAttemptStore } from './fixture.js';
 
 const canaries = createCanaries();
 const password = canaries.next('db-password');
@@ -45,18 +45,7 @@ beforeAll(async () => {
   versions = { old: old.versionId, current: current.versionId, pending: pending.versionId, api: api.versionId };
   // sm-shape: one attempt per Mount (so each case is one call per region), failover on, and a
   // breaker that failing many calls in a row does not open.
-  const shapeStore = `
-  - name: sm-shape
-    backend: aws-secrets-manager
-    region: ${primary}
-    endpoint: ${aws.endpoint(primary)}
-    failoverRegion: ${secondary}
-    failoverEndpoint: ${aws.endpoint(secondary)}
-    timeout: 8s
-    cache: {ttl: 0}
-    retry: {attempts: 1}
-    breaker: {failures: 100000}
-    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}`;
+  const shapeStore = singleAttemptStore(aws, 'sm-shape', 'aws-secrets-manager');
   p = await startTestProvider({ config: providerConfig(aws, shapeStore) });
 });
 

@@ -149,12 +149,9 @@ describe('kubernetes store through Mount', () => {
     expect((await runUsp(['validate', '--config', config])).code).toBe(0);
   });
 
-  it('usp render reads through a kubeconfig store with --token', async () => {
-    const tokenFile = join(p.dir, 'token');
-    const { token } = api.issueToken({ namespace: 'shop', serviceAccount: 'app' });
-    canaries.add(token);
-    await writeFile(tokenFile, token);
-    await writeFile(
+  /** The class file usp render reads: shop's SecretProviderClass with these objects. */
+  const writeClass = (objects: string) =>
+    writeFile(
       join(p.dir, 'class.yaml'),
       `apiVersion: secrets-store.csi.x-k8s.io/v1
 kind: SecretProviderClass
@@ -163,10 +160,16 @@ spec:
   provider: universal
   parameters:
     objects: |
-      - {name: db/password, ref: db, key: password}
-      - {name: ca.crt, ref: platform/shared-ca, key: ca.crt}
+${objects.replace(/^/gm, '      ')}
 `,
     );
+
+  it('usp render reads through a kubeconfig store with --token', async () => {
+    const tokenFile = join(p.dir, 'token');
+    const { token } = api.issueToken({ namespace: 'shop', serviceAccount: 'app' });
+    canaries.add(token);
+    await writeFile(tokenFile, token);
+    await writeClass('- {name: db/password, ref: db, key: password}\n- {name: ca.crt, ref: platform/shared-ca, key: ca.crt}');
     const args = ['render', '--class', join(p.dir, 'class.yaml'), '--config', p.configPath, '--namespace', 'shop', '--service-account', 'app'];
     const result = await runUsp([...args, '--token', `=${tokenFile}`]);
     errors.push(result.stdout, result.stderr);
@@ -183,18 +186,7 @@ spec:
       ['platform/root-key', 'service account shop/app may not get Secret platform/root-key'],
       ['nothing-here', 'not found'],
     ] as const) {
-      await writeFile(
-        join(p.dir, 'class.yaml'),
-        `apiVersion: secrets-store.csi.x-k8s.io/v1
-kind: SecretProviderClass
-metadata: {name: shop, namespace: shop}
-spec:
-  provider: universal
-  parameters:
-    objects: |
-      - {name: x, ref: ${ref}}
-`,
-      );
+      await writeClass(`- {name: x, ref: ${ref}}`);
       const failed = await runUsp([...args, '--token', `=${tokenFile}`]);
       errors.push(failed.stdout, failed.stderr);
       expect(failed.code, failed.stderr).toBe(1);
