@@ -782,8 +782,15 @@ export abstract class BatchingAwsStore<Spec, Read> implements StoreBackend<Spec>
     protected readonly aws: AwsAccess,
     protected readonly logger: Logger,
     private readonly objectFields: z.ZodType<Spec>,
+    /** The service's name in messages. */
+    protected readonly service: string,
   ) {
     this.batcher = new MicroBatcher((caller, pending) => this.flush(caller, pending));
+  }
+
+  /** Where a call failed, for describeAwsError. */
+  protected where(caller: AwsCaller, doing: string, region = this.aws.primary.region) {
+    return { service: this.service, doing, region, caller: caller.describe, scrub: caller.scrub };
   }
 
   get audience(): string | undefined {

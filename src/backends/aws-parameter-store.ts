@@ -65,7 +65,7 @@ type Pending = PendingRead<ParameterRead, FetchResult>;
 
 class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, ParameterRead> {
   constructor(name: string, private readonly ssm: typeof Ssm, aws: AwsAccess, logger: Logger) {
-    super(name, aws, logger, parameterStoreObjectFields);
+    super(name, aws, logger, parameterStoreObjectFields, service);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<ParameterStoreObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
@@ -103,7 +103,7 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       });
       settle(group, () => toResult(out.Parameter, read));
     } catch (err) {
-      const error = describeAwsError(err, this.#where(caller, describeRead(read)));
+      const error = describeAwsError(err, this.where(caller, describeRead(read)));
       for (const p of group) p.reject(error);
     }
   }
@@ -127,7 +127,7 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       });
     } catch (err) {
       if (isTransient(err)) {
-        const error = describeAwsError(err, this.#where(caller, `reading ${groups.length} parameters`));
+        const error = describeAwsError(err, this.where(caller, `reading ${groups.length} parameters`));
         for (const p of all) p.reject(error);
         return;
       }
@@ -143,7 +143,7 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       const found = findParameter(out.Parameters ?? [], read, region);
       if (found) settle(group, () => toResult(found, read));
       else if (out.InvalidParameters?.includes(requested) || out.InvalidParameters?.includes(read.selector)) {
-        const error = describeAwsError(itemError(read.pin === undefined ? 'ParameterNotFound' : 'ParameterVersionNotFound', undefined), this.#where(caller, describeRead(read), region));
+        const error = describeAwsError(itemError(read.pin === undefined ? 'ParameterNotFound' : 'ParameterVersionNotFound', undefined), this.where(caller, describeRead(read), region));
         for (const p of group) p.reject(error);
       } else leftOver.push(group);
     }
@@ -168,7 +168,7 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
       }
       return { content: fieldsContent(fields) };
     } catch (err) {
-      throw describeAwsError(err, this.#where(caller, `reading the parameters under "${ref}"`));
+      throw describeAwsError(err, this.where(caller, `reading the parameters under "${ref}"`));
     }
   }
 
@@ -192,10 +192,6 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
 
   #client(caller: AwsCaller, target: Parameters<AwsAccess['clientFor']>[1], credentials: Parameters<AwsAccess['clientFor']>[3], fingerprint: string): Ssm.SSMClient {
     return this.aws.clientFor('ssm', target, caller.key, credentials, fingerprint, (c) => new this.ssm.SSMClient(c));
-  }
-
-  #where(caller: AwsCaller, doing: string, region = this.aws.primary.region) {
-    return { service, doing, region, caller: caller.describe, scrub: caller.scrub };
   }
 }
 

@@ -64,7 +64,7 @@ type Pending = PendingRead<SecretRead, FetchResult>;
 
 class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, SecretRead> {
   constructor(name: string, private readonly sm: typeof Sm, aws: AwsAccess, logger: Logger) {
-    super(name, aws, logger, secretsManagerObjectFields);
+    super(name, aws, logger, secretsManagerObjectFields, service);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<SecretsManagerObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
@@ -104,7 +104,7 @@ class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, Sec
       });
       p.resolve(toResult(value));
     } catch (err) {
-      p.reject(describeAwsError(err, this.#where(caller, describeRead(p.item))));
+      p.reject(describeAwsError(err, this.where(caller, describeRead(p.item))));
     }
   }
 
@@ -127,7 +127,7 @@ class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, Sec
       });
     } catch (err) {
       if (isTransient(err)) {
-        const error = describeAwsError(err, this.#where(caller, `reading ${ids.length} secrets`));
+        const error = describeAwsError(err, this.where(caller, `reading ${ids.length} secrets`));
         for (const p of pending) p.reject(error);
         return;
       }
@@ -150,15 +150,11 @@ class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, Sec
       } else if (failed) {
         const problem = stringProblem(failed.ErrorCode, 'its ErrorCode') ?? stringProblem(failed.Message, 'its Message');
         if (problem) p.reject(malformed(describeRead(p.item), problem));
-        else p.reject(describeAwsError(itemError(failed.ErrorCode ?? 'Error', failed.Message), this.#where(caller, describeRead(p.item), region)));
+        else p.reject(describeAwsError(itemError(failed.ErrorCode ?? 'Error', failed.Message), this.where(caller, describeRead(p.item), region)));
       } else leftOver.push(p);
     }
     // Partial ARNs and ids the answer did not name: the single call resolves them exactly.
     await Promise.all(leftOver.map((p) => this.#readOne(caller, p)));
-  }
-
-  #where(caller: AwsCaller, doing: string, region = this.aws.primary.region) {
-    return { service, doing, region, caller: caller.describe, scrub: caller.scrub };
   }
 }
 
