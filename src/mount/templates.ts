@@ -189,6 +189,7 @@ export function renderTemplates(
   skipped: readonly MountObject[],
   options: { readonly defaultMode: number; readonly versionKey: Buffer },
 ): RenderedTemplate[] {
+  if (templates.length === 0) return [];
   const deadline = performance.now() + templateLimits.renderMs;
   const texts = new Map<ObjectFile, Text>();
   const resolved = inputs.map((i) => i.object);

@@ -51,17 +51,23 @@ export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
     Mount(call: grpc.ServerUnaryCall<MountRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
       inFlight += 1;
       const aborter = new AbortController();
-      call.on('cancelled', () => aborter.abort());
+      // grpc-js reports every call's stream closing as 'cancelled', answered ones too; aborting
+      // those would build a DOMException with a stack trace per Mount for nothing.
+      let answered = false;
+      call.on('cancelled', () => answered || aborter.abort());
       const deadline = call.getDeadline();
       deps
         .mount(call.request, aborter.signal, deadline instanceof Date ? deadline.getTime() : deadline)
         .then(
-          (result) =>
+          (result) => {
+            answered = true;
             callback(null, {
               files: result.files.map((f) => ({ path: f.path, mode: f.mode, contents: f.contents })),
               objectVersion: result.objectVersions,
-            }),
+            });
+          },
           (err: unknown) => {
+            answered = true;
             const error = toProviderError(err);
             callback({ code: toGrpcStatus(error.code), details: error.message });
           },
