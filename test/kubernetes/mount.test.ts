@@ -2,8 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadProviderService } from '../../src/server/grpc.js';
 import { runUsp } from '../helpers/bin.js';
 import { createCanaries } from '../helpers/canary.js';
 import { driverRequest, fileMap, type PodOptions } from '../helpers/driver-client.js';
@@ -55,6 +58,11 @@ stores:
   - name: cluster
     backend: kubernetes
     kubeconfig: ../kubeconfig
+  - name: cluster-patient
+    backend: kubernetes
+    kubeconfig: ../kubeconfig
+    timeout: 20s
+    retry: {attempts: 1}
 `,
   });
 });
@@ -114,6 +122,31 @@ describe('kubernetes store through Mount', () => {
     expect(err.code).toBe(status.PERMISSION_DENIED);
     expect(err.details).toContain('objects[0] "key" (store cluster, ref platform/root-key)');
     expect(err.details).toContain('service account shop/app may not get Secret platform/root-key');
+  });
+
+  it('stops a Mount the driver cancels at once, without waiting for the store', async () => {
+    api.inject({ kind: 'hang' }, { times: 1 });
+    const Client = grpc.makeGenericClientConstructor(loadProviderService(), 'CSIDriverProvider');
+    const client = new Client(`unix:${p.socketPath}`, grpc.credentials.createInsecure());
+    const from = p.logs.length;
+    try {
+      const mount = client['Mount'] as unknown as (req: unknown, opts: grpc.CallOptions, cb: (err: unknown) => void) => grpc.ClientUnaryCall;
+      const call = mount.call(client, driverRequest('- {name: x, store: cluster-patient, ref: db, key: password}', asApp()), { deadline: Date.now() + 60_000 }, () => {});
+      await sleep(300);
+      call.cancel();
+      const cancelledAt = Date.now();
+      let line: string | undefined;
+      while (!line && Date.now() - cancelledAt < 5_000) {
+        line = p.logs.slice(from).find((l) => l.includes('"msg":"mount failed"'));
+        await sleep(20);
+      }
+      // The store would have waited 20 s for the hung API server.
+      expect(line, 'the Mount ended after the cancel').toBeDefined();
+      expect(Date.now() - cancelledAt).toBeLessThan(5_000);
+    } finally {
+      client.close();
+      api.clearFaults();
+    }
   });
 
   it('NotFound for a missing object and for a missing key', async () => {
