@@ -9,10 +9,7 @@ import {
   inRegion,
   isTransient,
   itemError,
-  isObject,
-  listProblem,
   malformedAnswer,
-  shapeOf,
   BatchingAwsStore,
   defineAwsBackend,
   type AwsBackendOptions,
@@ -21,6 +18,7 @@ import {
   type AwsStoreOptions,
   type PendingRead,
 } from './aws-auth.js';
+import { isObject, listProblem, shapeOf } from './json-shape.js';
 import { bytesContent, fieldsContent } from './content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
 

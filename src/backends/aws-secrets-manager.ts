@@ -9,10 +9,7 @@ import {
   inRegion,
   isTransient,
   itemError,
-  listProblem,
   malformedAnswer,
-  shapeOf,
-  stringProblem,
   BatchingAwsStore,
   defineAwsBackend,
   type AwsBackendOptions,
@@ -21,6 +18,7 @@ import {
   type AwsStoreOptions,
   type PendingRead,
 } from './aws-auth.js';
+import { listProblem, shapeOf, stringProblem } from './json-shape.js';
 import { bytesContent } from './content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
 

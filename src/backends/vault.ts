@@ -12,6 +12,7 @@ import { duration, parseOrThrow } from '../schema.js';
 import { Secret } from '../secret.js';
 import { fieldsContent } from './content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from './types.js';
+import { isObject, shapeOf } from './json-shape.js';
 
 const templatePlaceholders = ['namespace', 'serviceAccount'] as const;
 
@@ -794,18 +795,6 @@ function readAuth(body: Record<string, unknown>): { token: string; ttlMs: number
   if (typeof token !== 'string' || token === '') return undefined;
   const seconds = Number(auth?.['lease_duration']);
   return { token, ttlMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0, renewable: auth?.['renewable'] === true };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-/** What a JSON value is, for messages that must not quote it. */
-function shapeOf(value: unknown): string {
-  if (value === undefined) return 'missing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  return `a ${typeof value}`;
 }
 
 /**

@@ -1,22 +1,18 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { parseProviderConfig } from '../../src/config/load.js';
 import { runUsp } from '../helpers/bin.js';
+import { kustomize, parseDocs, root, type Doc } from './render.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer, type Resource } from '../servers/kubernetes.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const deployDir = join(root, 'deploy');
 const baseDir = join(deployDir, 'base');
 const examplesDir = join(deployDir, 'examples');
 const socketDir = '/var/run/secrets-store-csi-providers';
-
-type Doc = Record<string, any>;
 
 /** Every example directory with a SecretProviderClass (other stores' examples included). */
 const exampleDirs = existsSync(examplesDir)
@@ -25,30 +21,6 @@ const exampleDirs = existsSync(examplesDir)
       .map((e) => e.name)
       .sort()
   : [];
-
-/** `kubectl kustomize DIR`, as `kubectl apply -k DIR` would render it. */
-async function kustomize(dir: string): Promise<Doc[]> {
-  const output = await new Promise<string>((resolve, reject) => {
-    execFile('kubectl', ['kustomize', dir], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') {
-        reject(new Error('kubectl is not installed or not on PATH: these tests render the manifests with `kubectl kustomize`'));
-      } else if (err) {
-        reject(new Error(`kubectl kustomize ${relative(root, dir)} failed:\n${stderr}`));
-      } else {
-        resolve(stdout);
-      }
-    });
-  });
-  return parseDocs(output, dir);
-}
-
-function parseDocs(text: string, where: string): Doc[] {
-  const docs = parseAllDocuments(text);
-  for (const doc of docs) {
-    if (doc.errors.length > 0) throw new Error(`${where}: ${doc.errors[0]!.message}`);
-  }
-  return docs.map((d) => d.toJS() as Doc).filter((d) => d !== null);
-}
 
 function only(docs: Doc[], kind: string, name?: string): Doc {
   const found = docs.filter((d) => d.kind === kind && (name === undefined || d.metadata?.name === name));

@@ -203,6 +203,19 @@ function afterEachCase(): void {
   if (leakedLogLines.length > 0) fail(`a log line holds a secret value: ${leakedLogLines[0]!.slice(0, 300)}`);
 }
 
+/** A Mount by shop/default of a class with these parameters, checked like every case. */
+async function mountAsShop(parameters: Record<string, string>): Promise<Outcome> {
+  const attributes = JSON.stringify({
+    ...parameters,
+    'csi.storage.k8s.io/pod.namespace': 'shop',
+    'csi.storage.k8s.io/serviceAccount.name': 'default',
+  });
+  const outcome = await run({ attributes, secrets: 'null', permission: '420', targetPath: '/mnt' });
+  check(outcome);
+  afterEachCase();
+  return outcome;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Generators.
 
@@ -572,14 +585,7 @@ describe('Mount fuzzing (in process, real file store)', { timeout: 120_000 }, ()
   it('hostile objects YAML text', async () => {
     await fc.assert(
       fc.asyncProperty(hostileYaml, async (objects) => {
-        const attributes = JSON.stringify({
-          objects,
-          'csi.storage.k8s.io/pod.namespace': 'shop',
-          'csi.storage.k8s.io/serviceAccount.name': 'default',
-        });
-        const outcome = await run({ attributes, secrets: 'null', permission: '420', targetPath: '/mnt' });
-        check(outcome);
-        afterEachCase();
+        await mountAsShop({ objects });
       }),
       params(1000),
     );
@@ -589,15 +595,7 @@ describe('Mount fuzzing (in process, real file store)', { timeout: 120_000 }, ()
     let rendered = 0;
     await fc.assert(
       fc.asyncProperty(templatesYaml, async (templates) => {
-        const attributes = JSON.stringify({
-          objects: templateObjects,
-          templates,
-          'csi.storage.k8s.io/pod.namespace': 'shop',
-          'csi.storage.k8s.io/serviceAccount.name': 'default',
-        });
-        const outcome = await run({ attributes, secrets: 'null', permission: '420', targetPath: '/mnt' });
-        check(outcome);
-        afterEachCase();
+        const outcome = await mountAsShop({ objects: templateObjects, templates });
         if (outcome.ok && outcome.result.objectVersions.length > 2) rendered += 1;
       }),
       params(600),
@@ -613,14 +611,7 @@ describe('Mount fuzzing (in process, real file store)', { timeout: 120_000 }, ()
     const codes = new Set<string>();
     await fc.assert(
       fc.asyncProperty(plausibleYaml, async (objects) => {
-        const attributes = JSON.stringify({
-          objects,
-          'csi.storage.k8s.io/pod.namespace': 'shop',
-          'csi.storage.k8s.io/serviceAccount.name': 'default',
-        });
-        const outcome = await run({ attributes, secrets: 'null', permission: '420', targetPath: '/mnt' });
-        check(outcome);
-        afterEachCase();
+        const outcome = await mountAsShop({ objects });
         if (outcome.ok) {
           ok += 1;
           files += outcome.result.files.length;
