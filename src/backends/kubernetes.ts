@@ -221,7 +221,8 @@ async function readCapped(res: http.IncomingMessage): Promise<Buffer> {
     size += (chunk as Buffer).length;
     if (size > maxAnswerBytes) {
       res.destroy();
-      throw new ProviderError('Unavailable', `the API server's answer exceeded ${maxAnswerBytes} bytes`);
+      // The same object will be as large on the next call: not worth retrying within this Mount.
+      throw new ProviderError('Unavailable', `the API server's answer exceeded ${maxAnswerBytes} bytes`, { transient: false });
     }
     chunks.push(chunk as Buffer);
   }

@@ -236,7 +236,8 @@ async function readResponse(res: IncomingMessage): Promise<VaultResponse> {
     size += (chunk as Buffer).length;
     if (size > maxResponseBytes) {
       res.destroy();
-      throw new ProviderError('Unavailable', `Vault's answer exceeded ${maxResponseBytes} bytes`);
+      // The same path will answer as much on the next call: not worth retrying within this Mount.
+      throw new ProviderError('Unavailable', `Vault's answer exceeded ${maxResponseBytes} bytes`, { transient: false });
     }
     chunks.push(chunk as Buffer);
   }
