@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
       case 'render':
         return await runRender(args, io, cliLogger(io));
       case 'validate':
-        return await runValidate(args, io, cliLogger(io));
+        return await runValidate(args, io);
       case 'mount':
         return await runMount(args, io);
       case 'migrate':

@@ -10,12 +10,17 @@ export function fieldPath(at: string, path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
-/** One line per problem, each naming its field: `objects[2].mode: ...`. */
-export function describeIssues(error: z.ZodError, at: string): string[] {
+/** One line per problem, each naming its field: `objects[2].mode: ...`. `input` lets a message name a bad choice. */
+export function describeIssues(error: z.ZodError, at: string, input?: unknown): string[] {
   const lines: string[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) lines.push(`${fieldPath(at, [...issue.path, key])}: unknown field`);
+    } else if (issue.code === 'invalid_union' && 'options' in issue && Array.isArray(issue.options)) {
+      // A discriminated union (a store's `backend`): name the value and every choice.
+      const value = valueAt(input, issue.path);
+      const given = value === undefined ? 'required' : `unknown ${String(issue.path.at(-1))} ${JSON.stringify(value)}`;
+      lines.push(`${fieldPath(at, issue.path)}: ${given} (one of: ${issue.options.map(String).join(', ')})`);
     } else {
       lines.push(`${fieldPath(at, issue.path)}: ${issue.message}`);
     }
@@ -23,11 +28,20 @@ export function describeIssues(error: z.ZodError, at: string): string[] {
   return lines;
 }
 
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const part of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return typeof value === 'string' ? value.slice(0, 100) : value;
+}
+
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
 export function parseWith<T>(schema: z.ZodType<T>, value: unknown, at: string): Parsed<T> {
   const result = schema.safeParse(value);
-  return result.success ? { ok: true, value: result.data } : { ok: false, problems: describeIssues(result.error, at) };
+  return result.success ? { ok: true, value: result.data } : { ok: false, problems: describeIssues(result.error, at, value) };
 }
 
 /** Parses or throws InvalidArgument listing every problem. */

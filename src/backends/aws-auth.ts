@@ -6,9 +6,9 @@ import type * as Sts from '@aws-sdk/client-sts';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ProviderError, type ErrorCode } from '../errors.js';
-import { duration, parseOrThrow } from '../schema.js';
+import { duration } from '../schema.js';
 import { Secret } from '../secret.js';
-import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend, StoreSettings } from './types.js';
+import type { BackendDefinition, BackendDocs, FetchContext, FetchRequest, FetchResult, StoreBackend, StoreSettings } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Store options shared by aws-secrets-manager and aws-parameter-store
@@ -715,31 +715,31 @@ export type PendingRead<Item, Result> = Pending<Item, Result>;
  * Collects the reads of one identity that arrive in the same turn of the event loop (one Mount's
  * objects are fetched in parallel) and hands them over together, so a backend can batch them.
  */
-export interface AwsBackendOptions {
-  /** Clock in milliseconds since the epoch; tests inject one to move time without sleeping. */
-  readonly now?: () => number;
-}
 
 /**
  * The backend definition of an AWS store kind: the shared store options, and a `create` that
  * loads the service's SDK (and STS for IRSA) only when such a store exists.
  */
-export function defineAwsBackend<Sdk>(
+export function defineAwsBackend<Sdk, Spec>(
   kind: string,
+  objectFields: z.ZodType<Spec>,
+  docs: BackendDocs,
   loadSdk: () => Promise<Sdk>,
-  makeStore: (name: string, sdk: Sdk, aws: AwsAccess, logger: Logger) => StoreBackend,
-  { now = Date.now }: AwsBackendOptions = {},
-): BackendDefinition<AwsStoreOptions> {
+  makeStore: (name: string, sdk: Sdk, aws: AwsAccess, logger: Logger) => StoreBackend<Spec>,
+): BackendDefinition<AwsStoreOptions, Spec> {
   return {
     kind,
     options: awsStoreOptions,
+    objectFields,
+    audiences: (opts) => (opts.auth.method === 'static' ? [] : [opts.auth.audience]),
+    docs,
     checkStore: checkAwsStore,
-    async create({ name, options: opts }, { logger }) {
+    async create({ name, options: opts }, { logger, now }) {
       const [sdk, sts] = await Promise.all([
         loadSdk(),
         opts.auth.method === 'irsa' ? import('@aws-sdk/client-sts') : Promise.resolve(undefined),
       ]);
-      const log = logger.child({ store: name, backend: kind });
+      const log = logger.child({ backend: kind });
       return makeStore(name, sdk, new AwsAccess(opts, sts, { logger: log, now }), log);
     },
   };
@@ -756,7 +756,6 @@ export abstract class BatchingAwsStore<Spec, Read> implements StoreBackend<Spec>
     readonly name: string,
     protected readonly aws: AwsAccess,
     protected readonly logger: Logger,
-    private readonly objectFields: z.ZodType<Spec>,
     /** The service's name in messages. */
     protected readonly service: string,
   ) {
@@ -766,14 +765,6 @@ export abstract class BatchingAwsStore<Spec, Read> implements StoreBackend<Spec>
   /** Where a call failed, for describeAwsError. */
   protected where(caller: AwsCaller, doing: string, region = this.aws.primary.region) {
     return { service: this.service, doing, region, caller: caller.describe, scrub: caller.scrub };
-  }
-
-  get audience(): string | undefined {
-    return this.aws.audience;
-  }
-
-  parseSpec(fields: Readonly<Record<string, unknown>>, at: string): Spec {
-    return parseOrThrow(this.objectFields, fields, at);
   }
 
   abstract fetch(request: FetchRequest<Spec>, ctx: FetchContext): Promise<FetchResult>;

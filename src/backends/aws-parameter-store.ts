@@ -12,14 +12,13 @@ import {
   malformedAnswer,
   BatchingAwsStore,
   defineAwsBackend,
-  type AwsBackendOptions,
   awsCancelled,
   type AwsCaller,
   type AwsStoreOptions,
   type PendingRead,
 } from './aws-auth.js';
-import { isObject, listProblem, shapeOf } from './json-shape.js';
-import { bytesContent, fieldsContent } from './content.js';
+import { isObject, listProblem, shapeOf } from './kit/json-shape.js';
+import { bytesContent, fieldsContent } from './kit/content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
 
 export const parameterStoreObjectFields = z.strictObject({
@@ -31,17 +30,17 @@ export const parameterStoreObjectFields = z.strictObject({
 
 export type ParameterStoreObjectSpec = z.infer<typeof parameterStoreObjectFields>;
 
-/** Creates the `aws-parameter-store` definition; `awsParameterStoreBackend` is the one with the real clock. */
-export function createAwsParameterStoreDefinition(options: AwsBackendOptions = {}): BackendDefinition<AwsStoreOptions> {
-  return defineAwsBackend(
+export const awsParameterStoreBackend: BackendDefinition<AwsStoreOptions, ParameterStoreObjectSpec> = defineAwsBackend(
     'aws-parameter-store',
+    parameterStoreObjectFields,
+    {
+      summary: 'AWS Systems Manager Parameter Store, read as the pod through IRSA or EKS Pod Identity, with an optional failover region.',
+      guide: '[docs/aws.md](aws.md)',
+      ref: 'A parameter name or ARN, with an optional `:version` or `:label`; a path ending in `/` reads every parameter under it.',
+    },
     () => import('@aws-sdk/client-ssm'),
     (name, sdk, aws, logger) => new ParameterStore(name, sdk, aws, logger),
-    options,
-  );
-}
-
-export const awsParameterStoreBackend = createAwsParameterStoreDefinition();
+);
 
 const service = 'AWS Systems Manager Parameter Store';
 /** GetParameters takes at most 10 names per call. */
@@ -63,7 +62,7 @@ type Pending = PendingRead<ParameterRead, FetchResult>;
 
 class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, ParameterRead> {
   constructor(name: string, private readonly ssm: typeof Ssm, aws: AwsAccess, logger: Logger) {
-    super(name, aws, logger, parameterStoreObjectFields, service);
+    super(name, aws, logger, service);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<ParameterStoreObjectSpec>, ctx: FetchContext): Promise<FetchResult> {

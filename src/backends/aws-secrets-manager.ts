@@ -12,14 +12,13 @@ import {
   malformedAnswer,
   BatchingAwsStore,
   defineAwsBackend,
-  type AwsBackendOptions,
   awsCancelled,
   type AwsCaller,
   type AwsStoreOptions,
   type PendingRead,
 } from './aws-auth.js';
-import { listProblem, shapeOf, stringProblem } from './json-shape.js';
-import { bytesContent } from './content.js';
+import { listProblem, shapeOf, stringProblem } from './kit/json-shape.js';
+import { bytesContent } from './kit/content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
 
 export const secretsManagerObjectFields = z.strictObject({
@@ -33,17 +32,17 @@ export const secretsManagerObjectFields = z.strictObject({
 
 export type SecretsManagerObjectSpec = z.infer<typeof secretsManagerObjectFields>;
 
-/** Creates the `aws-secrets-manager` definition; `awsSecretsManagerBackend` is the one with the real clock. */
-export function createAwsSecretsManagerDefinition(options: AwsBackendOptions = {}): BackendDefinition<AwsStoreOptions> {
-  return defineAwsBackend(
+export const awsSecretsManagerBackend: BackendDefinition<AwsStoreOptions, SecretsManagerObjectSpec> = defineAwsBackend(
     'aws-secrets-manager',
+    secretsManagerObjectFields,
+    {
+      summary: 'AWS Secrets Manager, read as the pod through IRSA or EKS Pod Identity, with an optional failover region.',
+      guide: '[docs/aws.md](aws.md)',
+      ref: 'A secret name or ARN.',
+    },
     () => import('@aws-sdk/client-secrets-manager'),
     (name, sdk, aws, logger) => new SecretsManagerStore(name, sdk, aws, logger),
-    options,
-  );
-}
-
-export const awsSecretsManagerBackend = createAwsSecretsManagerDefinition();
+);
 
 const service = 'AWS Secrets Manager';
 const currentStage = 'AWSCURRENT';
@@ -62,7 +61,7 @@ type Pending = PendingRead<SecretRead, FetchResult>;
 
 class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, SecretRead> {
   constructor(name: string, private readonly sm: typeof Sm, aws: AwsAccess, logger: Logger) {
-    super(name, aws, logger, secretsManagerObjectFields, service);
+    super(name, aws, logger, service);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<SecretsManagerObjectSpec>, ctx: FetchContext): Promise<FetchResult> {

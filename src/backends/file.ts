@@ -2,8 +2,7 @@ import { open, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { ProviderError } from '../errors.js';
-import { parseOrThrow } from '../schema.js';
-import { bytesContent } from './content.js';
+import { bytesContent } from './kit/content.js';
 import type { BackendDefinition } from './types.js';
 
 const options = z.strictObject({
@@ -24,14 +23,20 @@ const options = z.strictObject({
 export const fileObjectFields = z.strictObject({});
 
 /** Serves files from a local directory: the store for local runs, tests and mounted volumes. */
-export const fileBackend: BackendDefinition<z.infer<typeof options>> = {
+export const fileBackend: BackendDefinition<z.infer<typeof options>, z.infer<typeof fileObjectFields>> = {
   kind: 'file',
   options,
+  objectFields: fileObjectFields,
+  audiences: () => [],
+  docs: {
+    summary: 'Files of a local directory, read by the provider itself: local runs, tests, mounted volumes.',
+    guide: '[README](../README.md#stores)',
+    ref: 'A path relative to `root`.',
+  },
   create({ name, options: opts }, { baseDir }) {
     const root = resolve(baseDir, opts.root);
     return {
       name,
-      parseSpec: (fields, at) => parseOrThrow(fileObjectFields, fields, at),
       async fetch({ ref }) {
         const path = await resolveInsideRoot(root, ref);
         return { content: bytesContent(await readBounded(path, opts.maxBytes)) };

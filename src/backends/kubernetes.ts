@@ -4,9 +4,9 @@ import { resolve } from 'node:path';
 import type * as K8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { ProviderError } from '../errors.js';
-import { tlsVerificationErrors } from './tls-errors.js';
-import { duration, parseOrThrow } from '../schema.js';
-import { fieldsContent } from './content.js';
+import { tlsVerificationErrors } from './kit/tls.js';
+import { duration } from '../schema.js';
+import { fieldsContent } from './kit/content.js';
 import type { BackendDefinition, FetchContext, FetchResult, StoreBackend } from './types.js';
 
 type Client = typeof import('../vendor/client-node.js');
@@ -29,11 +29,7 @@ const options = z
     timeout: duration
       .refine((ms) => ms > 0, 'must be above zero')
       .default(10_000)
-      .describe('Budget for one read, retries included.'),
-  })
-  .refine((o) => o.context === undefined || o.kubeconfig !== undefined, {
-    message: 'context needs kubeconfig',
-    path: ['context'],
+      .describe('Budget of one read.'),
   });
 
 type Options = z.infer<typeof options>;
@@ -52,16 +48,23 @@ interface Target {
 }
 
 /** Reads Secrets and ConfigMaps from a Kubernetes API server, as the pod (its RBAC decides) or as the provider. */
-export const kubernetesBackend: BackendDefinition<Options> = {
+export const kubernetesBackend: BackendDefinition<Options, Spec> = {
   kind: 'kubernetes',
   options,
+  objectFields: kubernetesObjectFields,
+  audiences: (opts) => (opts.identity === 'pod' ? [opts.audience] : []),
+  docs: {
+    summary: 'Secrets and ConfigMaps of a Kubernetes API server, read with the pod\'s own token (its RBAC decides) or the provider\'s.',
+    guide: '[docs/kubernetes.md](kubernetes.md)',
+    ref: '`NAME` (in the pod\'s namespace) or `NAMESPACE/NAME`.',
+  },
   checkStore({ options: opts, restrictsNamespaces }) {
+    const problems: string[] = [];
+    if (opts.context !== undefined && opts.kubeconfig === undefined) problems.push('context: context needs kubeconfig');
     if (opts.identity === 'provider' && !restrictsNamespaces) {
-      return [
-        'identity: "provider" reads with the provider\'s own rights, so the store needs access rules that restrict namespaces',
-      ];
+      problems.push('identity: "provider" reads with the provider\'s own rights, so the store needs access rules that restrict namespaces');
     }
-    return [];
+    return problems;
   },
   async create({ name, options: opts }, { baseDir }) {
     const k8s: Client = await import('../vendor/client-node.js');
@@ -87,8 +90,6 @@ interface StoreParts {
 function createStore({ k8s, name, opts, kc, agent, api }: StoreParts): StoreBackend<Spec> {
   return {
     name,
-    audience: opts.identity === 'pod' ? opts.audience : undefined,
-    parseSpec: (fields, at) => parseOrThrow(kubernetesObjectFields, fields, at),
     async fetch({ ref, version, spec }, ctx) {
       if (version !== undefined) {
         throw new ProviderError('InvalidArgument', 'the kubernetes store serves only the current object; remove version');

@@ -5,7 +5,10 @@ import { kubernetesBackend } from './kubernetes.js';
 import { vaultBackend } from './vault.js';
 import type { BackendDefinition } from './types.js';
 
-/** Every backend kind, one line each. Heavy SDKs load lazily inside `create`. */
+/**
+ * Every backend kind, one line each. The config schema, `usp schema`, the reference docs and the
+ * messages that list the kinds are derived from this list. Heavy SDKs load lazily inside `create`.
+ */
 export const backendDefinitions: readonly BackendDefinition[] = [
   fileBackend,
   kubernetesBackend,
@@ -16,4 +19,8 @@ export const backendDefinitions: readonly BackendDefinition[] = [
 
 export function findBackend(kind: string): BackendDefinition | undefined {
   return backendDefinitions.find((b) => b.kind === kind);
+}
+
+export function backendKinds(): string[] {
+  return backendDefinitions.map((b) => b.kind);
 }

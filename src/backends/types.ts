@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { Logger } from 'pino';
+import type { Identity, TokenSource } from '../identity.js';
 import type { Secret } from '../secret.js';
-import type { Identity, TokenSource } from '../mount/identity.js';
 
 /**
  * What a store returns for one object. `bytes` is an opaque value (a file, a string secret);
@@ -21,7 +21,7 @@ export interface FetchResult {
 export interface FetchRequest<Spec> {
   readonly ref: string;
   readonly version?: string;
-  /** Backend-specific object fields, as returned by `parseSpec`. */
+  /** Backend-specific object fields, as parsed by the definition's `objectFields`. */
   readonly spec: Spec;
 }
 
@@ -35,28 +35,30 @@ export interface FetchContext extends TokenSource {
   readonly signal: AbortSignal;
 }
 
-/** One configured store: an instance of a backend. */
+/**
+ * One configured store: an instance of a backend.
+ *
+ * Retries have one owner: the store guard (`stores/guard.ts`). A backend makes one attempt per
+ * `fetch` (SDK clients run with `maxAttempts: 1`) and says whether its failure is worth another
+ * through `ProviderError.transient`, set by the kit's one classification (`kit/transient.ts`).
+ * The guard retries transient failures with backoff and the store's `Retry-After`, within the
+ * Mount's deadline and behind the circuit breaker. What happens inside one attempt stays the
+ * backend's: failover to a second region, a fresh login after a revoked cached token.
+ */
 export interface StoreBackend<Spec = unknown> {
   /** The store's name from the provider config. */
   readonly name: string;
-  /**
-   * The audience of the pod token this store logs in with, when it acts as the pod. Cached values
-   * are served only to Mounts that carry a valid token for it, as a store call would require.
-   */
-  readonly audience?: string;
-  /**
-   * Validates the backend-specific fields of one object (everything but the common fields).
-   * Throws a ProviderError (InvalidArgument) whose message names `${at}.<field>`.
-   */
-  parseSpec(fields: Readonly<Record<string, unknown>>, at: string): Spec;
   fetch(request: FetchRequest<Spec>, ctx: FetchContext): Promise<FetchResult>;
   close(): Promise<void>;
 }
 
 export interface BackendDeps {
+  /** Already bound to the store's name. */
   readonly logger: Logger;
   /** Directory of the provider config file; relative paths in store options resolve against it. */
   readonly baseDir: string;
+  /** Clock in milliseconds since the epoch; tests inject one to move time without sleeping. */
+  readonly now: () => number;
 }
 
 export interface StoreSettings<Options> {
@@ -66,12 +68,33 @@ export interface StoreSettings<Options> {
   readonly restrictsNamespaces: boolean;
 }
 
-/** A backend kind: its store options schema and how to create a store from them. */
-export interface BackendDefinition<Options = any> {
+/** How the reference docs present a backend kind. */
+export interface BackendDocs {
+  /** One sentence: what the store reads and as whom. */
+  readonly summary: string;
+  /** Markdown link to the guide, relative to `docs/`. */
+  readonly guide: string;
+  /** What `ref` means for this kind, in one line. */
+  readonly ref: string;
+}
+
+/**
+ * The whole static contract of a store kind. The provider config schema, `usp schema`, the
+ * reference docs and `usp validate` are derived from these; none of them needs a live store.
+ */
+export interface BackendDefinition<Options = any, Spec = any> {
   readonly kind: string;
-  /** Backend-specific store options (strict: unknown keys are errors). */
-  readonly options: z.ZodType<Options>;
-  /** Extra store-level checks that need the common fields; returns problems as `field: message`. */
+  /**
+   * Backend-specific store options, merged with the common store fields into one strict object
+   * per kind. Plain fields only: cross-field rules belong in `checkStore`.
+   */
+  readonly options: z.ZodType<Options> & { readonly shape: z.ZodRawShape };
+  /** Backend-specific object fields of a class (strict: unknown fields are errors). */
+  readonly objectFields: z.ZodType<Spec>;
+  /** The pod-token audiences a store with these options presents; empty when it acts as itself. */
+  audiences(options: Options): readonly string[];
+  readonly docs: BackendDocs;
+  /** Rules that need several fields or the common ones; returns problems as `field: message`. */
   checkStore?(settings: StoreSettings<Options>): string[];
-  create(settings: StoreSettings<Options>, deps: BackendDeps): StoreBackend | Promise<StoreBackend>;
+  create(settings: StoreSettings<Options>, deps: BackendDeps): StoreBackend<Spec> | Promise<StoreBackend<Spec>>;
 }

@@ -6,13 +6,13 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { raceSignal } from '../abort.js';
-import { tlsVerificationErrors } from './tls-errors.js';
+import { tlsVerificationErrors } from './kit/tls.js';
 import { ProviderError, type ErrorCode } from '../errors.js';
-import { duration, parseOrThrow } from '../schema.js';
+import { duration } from '../schema.js';
 import { Secret } from '../secret.js';
-import { fieldsContent } from './content.js';
+import { fieldsContent } from './kit/content.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from './types.js';
-import { isObject, shapeOf } from './json-shape.js';
+import { isObject, shapeOf } from './kit/json-shape.js';
 
 const templatePlaceholders = ['namespace', 'serviceAccount'] as const;
 
@@ -101,16 +101,17 @@ export const vaultObjectFields = z
 
 export type VaultObjectSpec = z.infer<typeof vaultObjectFields>;
 
-export interface VaultBackendOptions {
-  /** Clock in milliseconds since the epoch; tests inject one to move time without sleeping. */
-  readonly now?: () => number;
-}
-
-/** Creates the `vault` backend definition; `vaultBackend` is the one with the real clock. */
-export function createVaultBackendDefinition({ now = Date.now }: VaultBackendOptions = {}): BackendDefinition<VaultStoreOptions> {
-  return {
+/** HashiCorp Vault, logging in as the pod. */
+export const vaultBackend: BackendDefinition<VaultStoreOptions, VaultObjectSpec> = {
     kind: 'vault',
     options,
+    objectFields: vaultObjectFields,
+    audiences: (opts) => (opts.auth.method === 'token' ? [] : [opts.auth.audience]),
+    docs: {
+      summary: 'HashiCorp Vault (KV v1 and v2, dynamic secrets), logging in as the pod with its Kubernetes or JWT auth method.',
+      guide: '[docs/vault.md](vault.md)',
+      ref: 'A Vault path: `secret/data/app` (KV v2, `data/` may be left out), `database/creds/role`.',
+    },
     checkStore({ options: opts }) {
       const problems: string[] = [];
       if (opts.auth.method === 'token' && !opts.auth.allowTokenFromSecret) {
@@ -124,14 +125,11 @@ export function createVaultBackendDefinition({ now = Date.now }: VaultBackendOpt
       }
       return problems;
     },
-    async create({ name, options: opts }, { baseDir, logger }) {
+    async create({ name, options: opts }, { baseDir, logger, now }) {
       const http = await createVaultHttp(opts, baseDir);
-      return new VaultStore(name, opts, http, now, logger.child({ store: name, backend: 'vault' }));
+      return new VaultStore(name, opts, http, now, logger.child({ backend: 'vault' }));
     },
-  };
-}
-
-export const vaultBackend = createVaultBackendDefinition();
+};
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
@@ -480,14 +478,6 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
     private readonly now: () => number,
     private readonly logger: Logger,
   ) {}
-
-  get audience(): string | undefined {
-    return this.opts.auth.method === 'token' ? undefined : this.opts.auth.audience;
-  }
-
-  parseSpec(fields: Readonly<Record<string, unknown>>, at: string): VaultObjectSpec {
-    return parseOrThrow(vaultObjectFields, fields, at);
-  }
 
   fetch(request: FetchRequest<VaultObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
     // Logins and dynamic issues are shared between Mounts, so a cancelled Mount stops waiting instead.

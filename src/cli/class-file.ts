@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
-import { isPlainObject } from '../mount/request.js';
+import { isPlainObject } from '../util.js';
 
 export interface ClassFile {
   readonly name: string;

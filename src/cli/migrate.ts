@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { Document, parse as parseYaml, parseAllDocuments, Scalar, stringify } from 'yaml';
-import { isPlainObject } from '../mount/request.js';
+import { isPlainObject } from '../util.js';
 import { UsageError } from './class-file.js';
 import { parseFlags, requireFlag, type Io } from './flags.js';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { loadProviderConfig } from '../config/load.js';
-import { closeStores, createStores } from '../config/stores.js';
+import { closeStores, createStores } from '../stores/stores.js';
 import { toProviderError } from '../errors.js';
 import { createMountHandler } from '../mount/handler.js';
 import { createMetrics } from '../observability/metrics.js';

@@ -1,14 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { findBackend, backendDefinitions } from '../backends/registry.js';
+import { findBackend } from '../backends/registry.js';
 import type { BackendDefinition } from '../backends/types.js';
 import { parseWith } from '../schema.js';
+import { firstLine } from '../util.js';
 import {
   providerConfig,
   storeCommon,
-  storeCommonKeys,
   type AccessRule,
+  type StoreEntry,
   type BreakerSettings,
   type CacheSettings,
   type RetrySettings,
@@ -17,7 +18,10 @@ import {
 export interface StoreConfig {
   readonly name: string;
   readonly definition: BackendDefinition;
+  /** The backend's own options, as its definition parsed them. */
   readonly options: unknown;
+  /** Pod-token audiences the store presents; a Mount must carry a valid token for each. */
+  readonly audiences: readonly string[];
   readonly cache: CacheSettings;
   readonly access: readonly AccessRule[];
   readonly concurrency: number;
@@ -62,12 +66,10 @@ export async function parseProviderConfig(text: string, baseDir: string): Promis
     return { ok: false, problems: [`config is not valid YAML: ${firstLine(err)}`] };
   }
   const top = parseWith(providerConfig, raw, '');
-  if (!top.ok) return { ok: false, problems: top.problems };
+  if (!top.ok) return { ok: false, problems: [...top.problems, ...commonProblemsOfUnknownKinds(raw)] };
   const problems: string[] = [];
-  const stores = top.value.stores.flatMap((entry, i) => {
-    const store = parseStore(entry, `stores[${i}]`, problems);
-    return store ? [store] : [];
-  });
+  const rawStores = (raw as { stores: unknown[] }).stores;
+  const stores = top.value.stores.map((entry, i) => toStoreConfig(entry, rawStores[i], `stores[${i}]`, problems));
   checkUniqueNames(stores, problems);
   const { defaultStore, versionKey, versionKeyFile, limits } = top.value;
   if (defaultStore !== undefined && !stores.some((s) => s.name === defaultStore)) {
@@ -79,38 +81,38 @@ export async function parseProviderConfig(text: string, baseDir: string): Promis
   return { ok: true, config: { defaultStore, versionKey: key, limits, stores, baseDir } };
 }
 
-function parseStore(entry: Record<string, unknown>, at: string, problems: string[]): StoreConfig | undefined {
-  const common = parseWith(storeCommon, entry, at);
-  if (!common.ok) {
-    problems.push(...common.problems);
-    return undefined;
-  }
-  const definition = findBackend(common.value.backend);
-  if (!definition) {
-    const kinds = backendDefinitions.map((b) => b.kind).join(', ');
-    problems.push(`${at}.backend: unknown backend "${common.value.backend}" (one of: ${kinds})`);
-    return undefined;
-  }
-  const rest = Object.fromEntries(Object.entries(entry).filter(([k]) => !storeCommonKeys.includes(k)));
-  const options = parseWith(definition.options, rest, at);
-  if (!options.ok) {
-    problems.push(...options.problems);
-    return undefined;
-  }
-  const restrictsNamespaces = checkRestrictsNamespaces(common.value.access);
-  const own = definition.checkStore?.({ name: common.value.name, options: options.value, restrictsNamespaces }) ?? [];
+/** A store of an unknown kind still has its common fields checked, so one run lists every problem. */
+function commonProblemsOfUnknownKinds(raw: unknown): string[] {
+  const stores = (raw as { stores?: unknown } | null)?.stores;
+  if (!Array.isArray(stores)) return [];
+  return stores.flatMap((entry: unknown, i) => {
+    const kind = (entry as { backend?: unknown } | null)?.backend;
+    if (typeof kind === 'string' && findBackend(kind)) return [];
+    const common = parseWith(storeCommon, entry, `stores[${i}]`);
+    return common.ok ? [] : common.problems;
+  });
+}
+
+const commonKeys = new Set([...Object.keys(storeCommon.shape), 'backend']);
+
+function toStoreConfig(entry: StoreEntry, raw: unknown, at: string, problems: string[]): StoreConfig {
+  const definition = findBackend(entry.backend)!;
+  const options = Object.fromEntries(Object.entries(entry).filter(([k]) => !commonKeys.has(k)));
+  const restrictsNamespaces = checkRestrictsNamespaces(entry.access);
+  const own = definition.checkStore?.({ name: entry.name, options, restrictsNamespaces }) ?? [];
   problems.push(...own.map((p) => `${at}.${p}`));
   return {
-    name: common.value.name,
+    name: entry.name,
     definition,
-    options: options.value,
-    cache: common.value.cache,
-    access: common.value.access,
-    concurrency: common.value.concurrency,
-    retry: common.value.retry,
-    breaker: common.value.breaker,
+    options,
+    audiences: definition.audiences(options),
+    cache: entry.cache,
+    access: entry.access,
+    concurrency: entry.concurrency,
+    retry: entry.retry,
+    breaker: entry.breaker,
     restrictsNamespaces,
-    fingerprint: JSON.stringify(entry),
+    fingerprint: JSON.stringify(raw),
   };
 }
 
@@ -144,10 +146,4 @@ async function readVersionKey(
     problems.push(`versionKeyFile: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     return undefined;
   }
-}
-
-/** The first line of a parser's message: YAML errors append a code frame we do not want to echo. */
-export function firstLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.split('\n', 1)[0]!.replace(/:$/, '');
 }

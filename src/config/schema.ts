@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { backendDefinitions, backendKinds } from '../backends/registry.js';
+import type { BackendDefinition } from '../backends/types.js';
 import { duration } from '../schema.js';
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -54,16 +56,12 @@ export const breakerSettings = z.strictObject({
 });
 export type BreakerSettings = z.infer<typeof breakerSettings>;
 
-/** Fields every store has; the rest of a store entry belongs to its backend. */
+/** Fields every store has, whatever its backend. */
 export const storeCommon = z.object({
   name: z
     .string()
     .regex(dnsLabel, 'must be a DNS label (lowercase letters, digits, -)')
     .describe('The store\'s name (a DNS label); objects refer to it with `store:`.'),
-  backend: z
-    .string()
-    .min(1)
-    .describe('The backend kind: file, kubernetes, vault, aws-secrets-manager or aws-parameter-store.'),
   cache: cacheSettings.default(() => cacheSettings.parse({})).describe('Value cache of this store.'),
   access: z
     .array(accessRule)
@@ -73,7 +71,22 @@ export const storeCommon = z.object({
   retry: retrySettings.default(() => retrySettings.parse({})).describe('Retries of transient store failures, bounded by the Mount deadline.'),
   breaker: breakerSettings.default(() => breakerSettings.parse({})).describe('Circuit breaker: fail fast while the store keeps failing.'),
 });
-export const storeCommonKeys = Object.keys(storeCommon.shape);
+
+/** One store entry of a backend kind: the common fields, `backend`, and that kind's options. */
+function storeEntryOf(definition: BackendDefinition) {
+  return z.strictObject({
+    ...storeCommon.shape,
+    backend: z.literal(definition.kind).describe(definition.docs.summary),
+    ...definition.options.shape,
+  });
+}
+
+/** A store entry: one strict object per backend kind in the registry, told apart by `backend`. */
+export const storeEntry = z.discriminatedUnion(
+  'backend',
+  backendDefinitions.map(storeEntryOf) as unknown as [ReturnType<typeof storeEntryOf>, ...ReturnType<typeof storeEntryOf>[]],
+);
+export type StoreEntry = z.infer<typeof storeEntry>;
 
 export const providerConfig = z.strictObject({
   defaultStore: z.string().optional().describe('Store used by objects that name none.'),
@@ -99,8 +112,8 @@ export const providerConfig = z.strictObject({
     .default(() => ({ maxObjects: 256, mountTimeout: 60_000 }))
     .describe('Limits of one Mount.'),
   stores: z
-    .array(z.record(z.string(), z.unknown()))
+    .array(storeEntry)
     .min(1, 'define at least one store')
-    .describe('The stores: common fields plus the options of the store\'s backend.'),
+    .describe(`The stores: common fields, \`backend\` (${backendKinds().join(', ')}) and that backend's options.`),
 });
 export type ProviderConfigInput = z.infer<typeof providerConfig>;

@@ -3,9 +3,10 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { FetchContext, FetchResult } from '../backends/types.js';
-import type { ProviderState } from '../config/stores.js';
+import type { ProviderConfig } from '../config/load.js';
+import type { ProviderState } from '../stores/stores.js';
 import type { Metrics } from '../observability/metrics.js';
-import { createTokenSource, type Identity } from './identity.js';
+import { createTokenSource, type Identity } from '../identity.js';
 import { describeObject, parseObjects, type MountObject } from './objects.js';
 import { checkFile, guardOutput, hmacVersion, largeResponseBytes } from './output.js';
 import { checkAccess } from './policy.js';
@@ -123,7 +124,7 @@ function createClassParser(metrics: Metrics) {
     let parsed = parsedClasses.get(key);
     if (parsed) metrics.classParses.inc({ outcome: 'reused' });
     else {
-      parsed = parseClass(input.parameters, state);
+      parsed = parseClass(input.parameters, state.config);
       metrics.classParses.inc({ outcome: 'parsed' });
       if (parsedClasses.size >= maxParsedClasses) parsedClasses.delete(parsedClasses.keys().next().value!);
       parsedClasses.set(key, parsed);
@@ -136,17 +137,17 @@ function createClassParser(metrics: Metrics) {
 /** Checks a class's parameters, objects and templates against the stores, listing every problem. */
 export function parseClass(
   parameters: ReadonlyMap<string, string>,
-  state: ProviderState,
+  config: ProviderConfig,
 ): ({ ok: true } & ClassContent) | { ok: false; problems: string[] } {
   const unknown = [...parameters.keys()].filter((k) => !knownParameters.has(k));
   const problems = unknown.map(
     (k) => `parameters.${k.slice(0, 100)}: unknown parameter (known: ${[...knownParameters].join(', ')})`,
   );
-  const backends = new Map([...state.stores].map(([name, store]) => [name, store.backend]));
+  const stores = new Map(config.stores.map((store) => [store.name, store]));
   const parsed = parseObjects(parameters.get('objects'), {
-    stores: backends,
-    defaultStore: state.config.defaultStore,
-    maxObjects: state.config.limits.maxObjects,
+    stores,
+    defaultStore: config.defaultStore,
+    maxObjects: config.limits.maxObjects,
   });
   if (!parsed.ok) problems.push(...parsed.problems);
   const templates = parseTemplates(parameters.get('templates'), parsed.ok ? parsed.objects : undefined);
@@ -157,15 +158,15 @@ export function parseClass(
 }
 
 function authorise(objects: readonly MountObject[], input: MountInput, state: ProviderState): void {
-  const denied = findDenied(objects, input.identity, state)[0];
+  const denied = findDenied(objects, input.identity, state.config)[0];
   if (denied) throw new ProviderError('PermissionDenied', denied);
 }
 
 /** One message per object the identity may not read under its store's access rules. */
-export function findDenied(objects: readonly MountObject[], identity: Identity, state: ProviderState): string[] {
+export function findDenied(objects: readonly MountObject[], identity: Identity, config: ProviderConfig): string[] {
   return objects.flatMap((object) => {
-    const store = state.stores.get(object.store)!;
-    const decision = checkAccess(store.config.access, identity, object.ref);
+    const store = config.stores.find((s) => s.name === object.store)!;
+    const decision = checkAccess(store.access, identity, object.ref);
     if (decision.allowed) return [];
     return [
       `${describeObject(object)} (store ${object.store}, ref ${object.ref}): service account ` +

@@ -1,10 +1,8 @@
 import { compile } from '@jmespath-community/jmespath';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { firstLine } from '../config/load.js';
-import { isProviderError } from '../errors.js';
-import { describeIssues } from '../schema.js';
-import type { StoreBackend } from '../backends/types.js';
+import { firstLine } from '../util.js';
+import { describeIssues, parseWith } from '../schema.js';
 import { checkDriverPath } from './paths.js';
 
 export type Decoding = 'base64' | 'hex';
@@ -28,8 +26,13 @@ export interface MountObject {
   readonly spec: unknown;
 }
 
+/** What parsing an object needs of a store: its backend's object fields. No live store. */
+export interface ObjectStore {
+  readonly definition: { readonly objectFields: z.ZodType };
+}
+
 export interface ObjectsContext {
-  readonly stores: ReadonlyMap<string, StoreBackend>;
+  readonly stores: ReadonlyMap<string, ObjectStore>;
   readonly defaultStore?: string;
   readonly maxObjects: number;
 }
@@ -171,14 +174,11 @@ function parseObject(entry: unknown, index: number, ctx: ObjectsContext, problem
   };
 }
 
-function parseSpec(store: StoreBackend, fields: Record<string, unknown>, at: string, problems: string[]): unknown {
+function parseSpec(store: ObjectStore, fields: Record<string, unknown>, at: string, problems: string[]): unknown {
   const rest = Object.fromEntries(Object.entries(fields).filter(([k]) => !commonKeys.includes(k)));
-  try {
-    return store.parseSpec(rest, at);
-  } catch (err) {
-    problems.push(isProviderError(err) ? err.message : `${at}: the store rejected the object`);
-    return undefined;
-  }
+  const parsed = parseWith(store.definition.objectFields, rest, at);
+  if (!parsed.ok) problems.push(...parsed.problems);
+  return parsed.ok ? parsed.value : undefined;
 }
 
 /** Modes are octal whether quoted or not: 0400, "0400", 400 and "0o400" all mean r--------. */

@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import type { AccessMatch, AccessRule } from '../config/schema.js';
-import type { Identity } from './identity.js';
+import type { Identity } from '../identity.js';
 
 export type AccessDecision = { allowed: true } | { allowed: false; reason: string };
 

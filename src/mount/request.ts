@@ -1,6 +1,7 @@
 import { ProviderError } from '../errors.js';
 import { Secret } from '../secret.js';
-import type { Identity, PodToken } from './identity.js';
+import { isPlainObject } from '../util.js';
+import type { Identity, PodToken } from '../identity.js';
 
 /** The Mount request as it arrives over gRPC (proto-loader's camelCase). */
 export interface MountRequestMessage {
@@ -116,10 +117,6 @@ export function parseJson(text: string, field: string): unknown {
   } catch {
     throw invalid(`${field}: not valid JSON`);
   }
-}
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value);
 }
 
 function invalid(message: string): ProviderError {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { raceSignal } from '../abort.js';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { FetchContext, FetchResult } from '../backends/types.js';
-import type { Store } from '../config/stores.js';
+import type { Store } from '../stores/stores.js';
 import type { Metrics } from '../observability/metrics.js';
 import { describeObject, type MountObject } from './objects.js';
 
@@ -63,7 +63,7 @@ async function fetchObject(object: MountObject, identity: string, ctx: FetchCont
   const store = deps.stores.get(object.store);
   if (!store) throw new ProviderError('Internal', 'the store went away during the Mount');
   // A cached value needs what a store call would: the pod's valid token for the store's audience.
-  if (store.backend.audience !== undefined) ctx.tokenFor(store.backend.audience);
+  for (const audience of store.config.audiences) ctx.tokenFor(audience);
   const key = `${identity}\0${fetchKey(object)}`;
   return store.cache.get(key, (signal) => callStore(store, object, { ...ctx, signal }, deps), ctx.signal);
 }

@@ -1,12 +1,12 @@
 import type { Liquid, Template } from 'liquidjs';
 import { z } from 'zod';
-import { firstLine } from '../config/load.js';
+import { firstLine } from '../util.js';
 import { ProviderError } from '../errors.js';
 import { describeIssues } from '../schema.js';
 import { describeObject, parseMode, readYamlList, type MountObject } from './objects.js';
 import { checkFile, hmacVersion } from './output.js';
 import { checkDriverPath, loneSurrogate } from './paths.js';
-import { isPlainObject } from './request.js';
+import { isPlainObject } from '../util.js';
 import { createEngine, createScope, renderSandboxed, TemplateProblem, templateLimits, type Text } from './template-sandbox.js';
 import type { ObjectFile } from './transform.js';
 

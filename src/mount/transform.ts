@@ -2,7 +2,7 @@ import { TreeInterpreter, type JSONValue } from '@jmespath-community/jmespath';
 import { ProviderError } from '../errors.js';
 import type { Content } from '../backends/types.js';
 import type { Decoding, MountObject } from './objects.js';
-import { isPlainObject } from './request.js';
+import { isPlainObject } from '../util.js';
 
 /** One file an object produces, before the output guard. Contents are secret: never log them. */
 export interface ObjectFile {

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { parseProviderConfig } from '../config/load.js';
-import { closeReplacedStores, closeStores, createStores, type ProviderState } from '../config/stores.js';
+import { closeReplacedStores, closeStores, createStores, type ProviderState } from '../stores/stores.js';
 import { watchConfigFile } from '../config/watch.js';
 import { toProviderError } from '../errors.js';
 import { createMountHandler } from '../mount/handler.js';

@@ -11,7 +11,7 @@ import { status } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessMatch, AccessRule } from '../../src/config/schema.js';
-import type { Identity } from '../../src/mount/identity.js';
+import type { Identity } from '../../src/identity.js';
 import { checkAccess } from '../../src/mount/policy.js';
 import { createCanaries } from '../helpers/canary.js';
 import { driverRequest, fileMap, type PodOptions } from '../helpers/driver-client.js';

@@ -1,11 +1,12 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsStoreOptions, checkAwsStore, sessionNameFor } from '../../src/backends/aws-auth.js';
-import { createAwsParameterStoreDefinition } from '../../src/backends/aws-parameter-store.js';
-import { createAwsSecretsManagerDefinition } from '../../src/backends/aws-secrets-manager.js';
+import { awsParameterStoreBackend, parameterStoreObjectFields } from '../../src/backends/aws-parameter-store.js';
+import { parseOrThrow } from '../../src/schema.js';
+import { awsSecretsManagerBackend, secretsManagerObjectFields } from '../../src/backends/aws-secrets-manager.js';
 import type { FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
 import { ProviderError } from '../../src/errors.js';
-import { createTokenSource, type PodToken } from '../../src/mount/identity.js';
+import { createTokenSource, type PodToken } from '../../src/identity.js';
 import { Secret } from '../../src/secret.js';
 import { createCanaries } from '../helpers/canary.js';
 import { createLogCapture } from '../helpers/provider.js';
@@ -46,7 +47,7 @@ function options(raw: Record<string, unknown>) {
 }
 
 async function secretsManager(raw: Record<string, unknown>, now?: () => number) {
-  const store = await createAwsSecretsManagerDefinition(now ? { now } : {}).create({ name: 'sm', options: options(raw), restrictsNamespaces: false }, { logger, baseDir: '.' });
+  const store = await awsSecretsManagerBackend.create({ name: 'sm', options: options(raw), restrictsNamespaces: false }, { logger, baseDir: '.', now: now ?? Date.now });
   stores.push(store);
   return store;
 }
@@ -116,10 +117,10 @@ describe('store options', () => {
 
   it('validates object fields strictly, naming the field', async () => {
     const sm = await secretsManager({ auth: irsa() });
-    expect(() => sm.parseSpec({ stage: 'x' }, 'objects[3]')).toThrow('objects[3].stage: unknown field');
-    const ssm = await createAwsParameterStoreDefinition().create({ name: 'ssm', options: options({ auth: irsa() }), restrictsNamespaces: false }, { logger, baseDir: '.' });
+    expect(() => parseOrThrow(secretsManagerObjectFields, { stage: 'x' }, 'objects[3]')).toThrow('objects[3].stage: unknown field');
+    const ssm = await awsParameterStoreBackend.create({ name: 'ssm', options: options({ auth: irsa() }), restrictsNamespaces: false }, { logger, baseDir: '.', now: Date.now });
     stores.push(ssm);
-    expect(() => ssm.parseSpec({ recursive: 'yes' }, 'objects[0]')).toThrow('objects[0].recursive');
+    expect(() => parseOrThrow(parameterStoreObjectFields, { recursive: 'yes' }, 'objects[0]')).toThrow('objects[0].recursive');
   });
 
   it('derives STS session names within 64 characters', () => {
@@ -238,7 +239,7 @@ describe('answers of the wrong shape', () => {
     });
 
     aws.defineRole({ name: 'shop-ssm', trust: [{ namespace: 'shop', serviceAccount: 'ssm' }], allow: ['/shop/*'] });
-    const ssm = await createAwsParameterStoreDefinition().create({ name: 'ssm', options: options({ auth: irsa() }), restrictsNamespaces: false }, { logger, baseDir: '.' });
+    const ssm = await awsParameterStoreBackend.create({ name: 'ssm', options: options({ auth: irsa() }), restrictsNamespaces: false }, { logger, baseDir: '.', now: Date.now });
     stores.push(ssm);
     aws.answerWith((real) => ({ Parameter: { ...(real['Parameter'] as object), Value: 12345 } }), { match: /AmazonSSM\.GetParameter$/ });
     const parameter = await failure(ssm.fetch({ ref: '/shop/one', spec: { recursive: false } }, context('ssm')));

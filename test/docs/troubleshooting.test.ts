@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDriverRequest } from '../../src/cli/driver-request.js';
 import { loadProviderConfig } from '../../src/config/load.js';
-import { closeStores, createStores, type ProviderState } from '../../src/config/stores.js';
+import { closeStores, createStores, type ProviderState } from '../../src/stores/stores.js';
 import { isProviderError, type ErrorCode } from '../../src/errors.js';
 import { createMountHandler, type MountHandler } from '../../src/mount/handler.js';
 import { createMetrics } from '../../src/observability/metrics.js';

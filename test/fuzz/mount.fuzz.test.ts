@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseProviderConfig } from '../../src/config/load.js';
-import { closeStores, createStores, type ProviderState } from '../../src/config/stores.js';
+import { closeStores, createStores, type ProviderState } from '../../src/stores/stores.js';
 import { errorCodes, ProviderError } from '../../src/errors.js';
 import { createMountHandler, type MountHandler, type MountResult } from '../../src/mount/handler.js';
 import type { MountRequestMessage } from '../../src/mount/request.js';

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubernetesBackend } from '../../src/backends/kubernetes.js';
+import { kubernetesBackend, kubernetesObjectFields } from '../../src/backends/kubernetes.js';
+import { parseOrThrow } from '../../src/schema.js';
 import type { Content, FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
 import { ProviderError, type ErrorCode } from '../../src/errors.js';
-import { createTokenSource, type PodToken } from '../../src/mount/identity.js';
+import { createTokenSource, type PodToken } from '../../src/identity.js';
 import { Secret } from '../../src/secret.js';
 import { createTestCa } from '../servers/tls.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
@@ -28,7 +29,7 @@ const stores: StoreBackend[] = [];
 
 async function createStore(options: Record<string, unknown>, restrictsNamespaces = false): Promise<StoreBackend<unknown>> {
   const settings = { name: 'cluster', options: kubernetesBackend.options.parse(options), restrictsNamespaces };
-  const store = await kubernetesBackend.create(settings, { logger, baseDir: dir });
+  const store = await kubernetesBackend.create(settings, { logger, baseDir: dir, now: Date.now });
   stores.push(store);
   return store;
 }
@@ -397,15 +398,16 @@ describe('kubernetes backend: refs and object fields', () => {
   });
 
   it('parses kind with secret as default and names unknown fields', () => {
-    expect(podStore.parseSpec({}, 'objects[0]')).toEqual({ kind: 'secret' });
-    expect(podStore.parseSpec({ kind: 'configmap' }, 'objects[0]')).toEqual({ kind: 'configmap' });
-    expect(() => podStore.parseSpec({ kind: 'pod' }, 'objects[1]')).toThrow(/objects\[1\]\.kind/);
-    expect(() => podStore.parseSpec({ namespace: 'x' }, 'objects[2]')).toThrow(/objects\[2\]\.namespace: unknown field/);
+    expect(parseOrThrow(kubernetesObjectFields, {}, 'objects[0]')).toEqual({ kind: 'secret' });
+    expect(parseOrThrow(kubernetesObjectFields, { kind: 'configmap' }, 'objects[0]')).toEqual({ kind: 'configmap' });
+    expect(() => parseOrThrow(kubernetesObjectFields, { kind: 'pod' }, 'objects[1]')).toThrow(/objects\[1\]\.kind/);
+    expect(() => parseOrThrow(kubernetesObjectFields, { namespace: 'x' }, 'objects[2]')).toThrow(/objects\[2\]\.namespace: unknown field/);
   });
 
   it('validates store options strictly', () => {
     expect(kubernetesBackend.options.parse({})).toEqual({ identity: 'pod', audience: '', timeout: 10_000 });
-    expect(kubernetesBackend.options.safeParse({ context: 'x' }).success).toBe(false);
+    const contextOnly = kubernetesBackend.options.parse({ context: 'x' });
+    expect(kubernetesBackend.checkStore?.({ name: 'k', options: contextOnly, restrictsNamespaces: true })).toEqual(['context: context needs kubeconfig']);
     expect(kubernetesBackend.options.safeParse({ token: 'x' }).success).toBe(false);
     expect(kubernetesBackend.options.parse({ timeout: '1.5s' }).timeout).toBe(1500);
   });

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createVaultBackendDefinition, type VaultObjectSpec, type VaultStoreOptions } from '../../src/backends/vault.js';
+import { vaultBackend, vaultObjectFields, type VaultObjectSpec, type VaultStoreOptions } from '../../src/backends/vault.js';
 import type { FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
 import { ProviderError } from '../../src/errors.js';
-import { createTokenSource, type PodToken } from '../../src/mount/identity.js';
-import { parseWith } from '../../src/schema.js';
+import { createTokenSource, type PodToken } from '../../src/identity.js';
+import { parseOrThrow, parseWith } from '../../src/schema.js';
 import { Secret } from '../../src/secret.js';
 import { createTestCa, type TestCa } from '../servers/tls.js';
 import { startVaultTestServer, type VaultTestServer } from '../servers/vault.js';
@@ -56,13 +56,13 @@ async function stopEnv(env: Env): Promise<void> {
 }
 
 async function createStore(env: Env, overrides: Partial<Record<keyof VaultStoreOptions, unknown>> = {}): Promise<StoreBackend<VaultObjectSpec>> {
-  const definition = createVaultBackendDefinition({ now: env.clock.now });
+  const definition = vaultBackend;
   const raw = { address: env.vault.url, tls: { caFile: 'vault-ca.pem' }, auth: { method: 'kubernetes', role: 'app' }, ...overrides };
   const parsed = parseWith(definition.options, raw, 'stores[0]');
   if (!parsed.ok) throw new Error(parsed.problems.join('; '));
   const store = (await definition.create(
     { name: 'vault', options: parsed.value, restrictsNamespaces: false },
-    { logger, baseDir: env.dir },
+    { logger, baseDir: env.dir, now: env.clock.now },
   )) as StoreBackend<VaultObjectSpec>;
   env.stores.push(store);
   return store;
@@ -95,7 +95,7 @@ function podContext(env: Env, pod: Pod): FetchContext {
 }
 
 function spec(store: StoreBackend<VaultObjectSpec>, fields: Record<string, unknown> = {}): VaultObjectSpec {
-  return store.parseSpec(fields, 'objects[0]');
+  return parseOrThrow(vaultObjectFields, fields, 'objects[0]');
 }
 
 function fieldsOf(result: FetchResult): Record<string, unknown> {
@@ -442,7 +442,7 @@ describe('vault backend: login as the pod', () => {
   it('uses a token from nodePublishSecretRef only where the store allows it', async () => {
     await seeded();
     const token = env.vault.createToken({ policies: ['app'] });
-    const definition = createVaultBackendDefinition();
+    const definition = vaultBackend;
     const denied = parseWith(definition.options, { address: env.vault.url, auth: { method: 'token' } }, 'stores[0]');
     expect(denied.ok && definition.checkStore?.({ name: 'v', options: denied.value, restrictsNamespaces: false })).toEqual([
       expect.stringContaining('auth.allowTokenFromSecret'),
@@ -690,7 +690,7 @@ describe('vault backend: availability, TLS and namespaces', () => {
 });
 
 describe('vault backend: options and object fields', () => {
-  const definition = createVaultBackendDefinition();
+  const definition = vaultBackend;
   const parse = (raw: unknown) => parseWith(definition.options, raw, 'stores[1]');
 
   it('accepts a full store config and applies defaults', () => {
@@ -744,11 +744,11 @@ describe('vault backend: options and object fields', () => {
     const env = await startEnv();
     try {
       const store = await createStore(env);
-      expect(store.parseSpec({}, 'objects[0]')).toEqual({ method: 'GET' });
-      expect(store.parseSpec({ method: 'PUT', args: { common_name: 'a' } }, 'objects[0]')).toEqual({ method: 'PUT', args: { common_name: 'a' } });
-      expect(() => store.parseSpec({ secretArgs: {} }, 'objects[2]')).toThrow(/objects\[2\]\.secretArgs: unknown field/);
-      expect(() => store.parseSpec({ args: { a: 1 } }, 'objects[3]')).toThrow(/objects\[3\]\.args/);
-      expect(() => store.parseSpec({ method: 'DELETE' }, 'objects[4]')).toThrow(/objects\[4\]\.method/);
+      expect(parseOrThrow(vaultObjectFields, {}, 'objects[0]')).toEqual({ method: 'GET' });
+      expect(parseOrThrow(vaultObjectFields, { method: 'PUT', args: { common_name: 'a' } }, 'objects[0]')).toEqual({ method: 'PUT', args: { common_name: 'a' } });
+      expect(() => parseOrThrow(vaultObjectFields, { secretArgs: {} }, 'objects[2]')).toThrow(/objects\[2\]\.secretArgs: unknown field/);
+      expect(() => parseOrThrow(vaultObjectFields, { args: { a: 1 } }, 'objects[3]')).toThrow(/objects\[3\]\.args/);
+      expect(() => parseOrThrow(vaultObjectFields, { method: 'DELETE' }, 'objects[4]')).toThrow(/objects\[4\]\.method/);
     } finally {
       await stopEnv(env);
     }

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { StoreBackend } from '../backends/types.js';
 import { toProviderError } from '../errors.js';
-import { createValueCache, type ValueCache } from '../mount/cache.js';
-import { createLimiter, type Limiter } from '../mount/limit.js';
-import { createStoreGuard, type StoreGuard } from '../mount/resilience.js';
+import { createValueCache, type ValueCache } from './cache.js';
+import { createLimiter, type Limiter } from './limit.js';
+import { createStoreGuard, type StoreGuard } from './guard.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ProviderConfig, StoreConfig } from './load.js';
+import type { ProviderConfig, StoreConfig } from '../config/load.js';
 
 /** A configured store with its live backend. */
 export interface Store {
@@ -51,7 +51,7 @@ export async function createStores(
       try {
         backend = await storeConfig.definition.create(
           { name: storeConfig.name, options: storeConfig.options, restrictsNamespaces: storeConfig.restrictsNamespaces },
-          { logger: deps.logger.child({ store: storeConfig.name }), baseDir: config.baseDir },
+          { logger: deps.logger.child({ store: storeConfig.name }), baseDir: config.baseDir, now: deps.now },
         );
       } catch (err) {
         throw toProviderError(err).within(`store ${storeConfig.name} cannot start`);

@@ -1,5 +1,5 @@
-import { ProviderError } from '../errors.js';
-import type { Secret } from '../secret.js';
+import { ProviderError } from './errors.js';
+import type { Secret } from './secret.js';
 
 /** The pod a Mount is for, as the driver describes it. */
 export interface Identity {

@@ -1,5 +1,5 @@
-import { Secret } from '../secret.js';
-import type { Content } from './types.js';
+import { Secret } from '../../secret.js';
+import type { Content } from '../types.js';
 
 /** An opaque value (a file, a string or binary secret). */
 export function bytesContent(data: Buffer | string): Secret<Content> {

@@ -1,0 +1,12 @@
+/** Small helpers with no home of their own; nothing here knows about Mounts, stores or gRPC. */
+
+/** The first line of a parser's message: YAML errors append a code frame we do not want to echo. */
+export function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n', 1)[0]!.replace(/:$/, '');
+}
+
+/** A JSON-style object: not null, not an array, not a Buffer. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value);
+}
