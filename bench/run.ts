@@ -167,7 +167,7 @@ async function measureFanout(client: DriverClient, api: KubernetesTestServer) {
   const time = async (request: MountRequest, calls: number) => {
     const samples = [];
     for (let i = 0; i < counts.fanoutRounds; i++) {
-      api.stall({ ms: 50, times: calls });
+      api.inject({ kind: 'latency', ms: 50 }, { times: calls });
       const t = performance.now();
       await client.mount(request);
       samples.push(performance.now() - t);
@@ -185,9 +185,9 @@ async function measureAmplification(client: DriverClient, api: KubernetesTestSer
   const calls = async (pods: ReturnType<typeof podFor>[], first: number) => {
     const objects = Array.from({ length: 10 }, (_, i) => `- {name: f${i}, store: amp, ref: amp${first + i}, key: v}`).join('\n');
     const before = api.requests.length;
-    api.stall({ ms: 20, times: 1000 });
+    api.inject({ kind: 'latency', ms: 20 }, { times: 1000 });
     await Promise.all(Array.from({ length: 100 }, (_, i) => client.mount(driverRequest(objects, { ...pods[i % pods.length]!, podName: `p${i}` }))));
-    api.clearFaults();
+    api.faults.clear();
     return api.requests.length - before;
   };
   const oneIdentity = await calls([podFor(api, 'sa1')], 0);

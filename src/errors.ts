@@ -1,5 +1,3 @@
-import { status as GrpcStatus } from '@grpc/grpc-js';
-
 /** The closed set of failure codes. Each is a stable, low-cardinality label. */
 export const errorCodes = [
   'InvalidArgument',
@@ -65,23 +63,4 @@ export function toProviderError(err: unknown): ProviderError {
   }
   const kind = err instanceof Error ? err.constructor.name : typeof err;
   return new ProviderError('Internal', `unexpected ${kind}`);
-}
-
-const grpcStatusByCode: Record<ErrorCode, GrpcStatus> = {
-  InvalidArgument: GrpcStatus.INVALID_ARGUMENT,
-  NotFound: GrpcStatus.NOT_FOUND,
-  PermissionDenied: GrpcStatus.PERMISSION_DENIED,
-  Unavailable: GrpcStatus.UNAVAILABLE,
-  DeadlineExceeded: GrpcStatus.DEADLINE_EXCEEDED,
-  Internal: GrpcStatus.INTERNAL,
-};
-
-/** The single mapping from our codes to gRPC status codes. */
-export function toGrpcStatus(code: ErrorCode): GrpcStatus {
-  return grpcStatusByCode[code];
-}
-
-export function fromGrpcStatus(status: GrpcStatus): ErrorCode {
-  const found = errorCodes.find((c) => grpcStatusByCode[c] === status);
-  return found ?? 'Internal';
 }

@@ -5,6 +5,7 @@ import type { Io } from './cli/flags.js';
 import { migrateUsage, runMigrate } from './cli/migrate.js';
 import { mountUsage, runMount } from './cli/mount.js';
 import { renderUsage, runRender } from './cli/render.js';
+import { runSchema, schemaUsage } from './cli/schema.js';
 import { readServeFlags, runServe, serveUsage } from './cli/serve.js';
 import { runValidate, validateUsage } from './cli/validate.js';
 import { createLogger } from './observability/log.js';
@@ -20,12 +21,14 @@ commands:
   validate   check a provider config and a SecretProviderClass offline
   mount      send a driver-like Mount to a running provider
   migrate    convert a vault or aws SecretProviderClass into one for this provider
+  schema     print the JSON Schema of the provider config (for editors)
 
 ${serveUsage}
 ${renderUsage}
 ${validateUsage}
 ${mountUsage}
-${migrateUsage}`;
+${migrateUsage}
+${schemaUsage}`;
 
 const levels = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -49,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
         return await runMount(args, io);
       case 'migrate':
         return await runMigrate(args, io);
+      case 'schema':
+        return runSchema(args, io);
       case 'version':
       case '--version':
         io.stdout(`${runtimeVersion}\n`);

@@ -1,8 +1,7 @@
-import { awsParameterStoreBackend } from './aws-parameter-store.js';
-import { awsSecretsManagerBackend } from './aws-secrets-manager.js';
+import { awsParameterStoreBackend, awsSecretsManagerBackend } from './aws/index.js';
 import { fileBackend } from './file.js';
-import { kubernetesBackend } from './kubernetes.js';
-import { vaultBackend } from './vault.js';
+import { kubernetesBackend } from './kubernetes/index.js';
+import { vaultBackend } from './vault/index.js';
 import type { BackendDefinition } from './types.js';
 
 /**

@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import type { MountRequestMessage } from '../mount/request.js';
-import { tokensKey } from '../mount/request.js';
+import { tokensKey, type MountRequestMessage } from '../server/request.js';
 import { UsageError, type ClassFile } from './class-file.js';
 import { requireFlag, stringList, type parseFlags } from './flags.js';
 
@@ -13,7 +12,7 @@ export interface PodDescription {
   readonly tokens: ReadonlyMap<string, string>;
 }
 
-/** Builds the request exactly as the driver would for a pod mounting this class. */
+/** Builds the request exactly as the driver would for a pod mounting this class (for `usp mount`, which sends it). */
 export function buildDriverRequest(spc: ClassFile, pod: PodDescription, targetPath = '/var/lib/kubelet/pods/local/volumes/usp'): MountRequestMessage {
   const attributes: Record<string, string> = {
     ...spc.parameters,
@@ -26,7 +25,7 @@ export function buildDriverRequest(spc: ClassFile, pod: PodDescription, targetPa
   };
   if (pod.tokens.size > 0) {
     const tokens = Object.fromEntries(
-      [...pod.tokens].map(([audience, token]) => [audience, { token, expirationTimestamp: tokenExpiry(token) }]),
+      [...pod.tokens].map(([audience, token]) => [audience, { token, expirationTimestamp: new Date(tokenExpiry(token)).toISOString() }]),
     );
     attributes[tokensKey] = JSON.stringify(tokens);
   }
@@ -49,16 +48,17 @@ export async function readTokenFlags(flags: readonly string[]): Promise<Map<stri
   return tokens;
 }
 
-/** The JWT's own `exp` where it has one, like the driver reports; else an hour from now. */
-function tokenExpiry(token: string): string {
+/** The JWT's own `exp` (epoch ms) where it has one, like the driver reports; else an hour from now. */
+export function tokenExpiry(token: string): number {
   const payload = token.split('.')[1];
   try {
     const exp = (JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { exp?: unknown }).exp;
-    if (typeof exp === 'number') return new Date(exp * 1000).toISOString();
+    // Beyond ±8.64e15 ms a Date is invalid; such an exp is as good as none.
+    if (typeof exp === 'number' && Math.abs(exp * 1000) <= 8.64e15) return exp * 1000;
   } catch {
     // Not a JWT: fall through to the default.
   }
-  return new Date(Date.now() + 3_600_000).toISOString();
+  return Date.now() + 3_600_000;
 }
 
 /** The flags `render` and `mount` share: which pod, which class, and what to show. */

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { fromGrpcStatus } from '../errors.js';
 import { loadProviderService } from '../server/grpc.js';
+import { fromGrpcStatus } from '../server/status.js';
 import { readClassFile } from './class-file.js';
 import { buildDriverRequest, podFlags, readPodFlags } from './driver-request.js';
 import { parseFlags, requireFlag, type Io } from './flags.js';

@@ -1,5 +1,6 @@
 import { loadProviderConfig } from '../config/load.js';
-import { findDenied, parseClass } from '../mount/handler.js';
+import { parseClass } from '../mount/class.js';
+import { findDenied } from '../mount/policy.js';
 import { readClassFile } from './class-file.js';
 import { parseFlags, requireFlag, type Io } from './flags.js';
 

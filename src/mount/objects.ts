@@ -55,7 +55,7 @@ export const commonFields = z.object({
     .string()
     .min(1)
     .max(2048)
-    .describe('The backend\'s locator: a file path, `NAMESPACE/NAME`, a Vault path, a secret name or ARN.'),
+    .describe('The locator in the store; its form is the backend\'s (see `ref` under each backend in docs/reference.md).'),
   version: z
     .union([z.string().min(1), z.number().int().nonnegative()])
     .transform(String)

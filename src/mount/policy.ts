@@ -1,6 +1,9 @@
 import picomatch from 'picomatch';
+import { fillPlaceholders } from '../backends/kit/placeholders.js';
+import type { ProviderConfig } from '../config/load.js';
 import type { AccessMatch, AccessRule } from '../config/schema.js';
 import type { Identity } from '../identity.js';
+import { describeObject, type MountObject } from './objects.js';
 
 export type AccessDecision = { allowed: true } | { allowed: false; reason: string };
 
@@ -17,6 +20,19 @@ export function checkAccess(rules: readonly AccessRule[], identity: Identity, re
   return { allowed: false, reason: 'no access rule allows it' };
 }
 
+/** One message per object the identity may not read under its store's access rules. */
+export function findDenied(objects: readonly MountObject[], identity: Identity, config: ProviderConfig): string[] {
+  return objects.flatMap((object) => {
+    const store = config.stores.find((s) => s.name === object.store)!;
+    const decision = checkAccess(store.access, identity, object.ref);
+    if (decision.allowed) return [];
+    return [
+      `${describeObject(object)} (store ${object.store}, ref ${object.ref}): service account ` +
+        `${identity.namespace}/${identity.serviceAccount} may not read this ref from store ${object.store} (${decision.reason})`,
+    ];
+  });
+}
+
 function matches(m: AccessMatch, identity: Identity, ref: string): boolean {
   return (
     matchesAny(m.namespaces, identity.namespace, identity) &&
@@ -27,12 +43,8 @@ function matches(m: AccessMatch, identity: Identity, ref: string): boolean {
 
 function matchesAny(globs: readonly string[] | undefined, value: string, identity: Identity): boolean {
   if (globs === undefined) return true;
+  // The pod's names are DNS labels, so filling them in adds no glob syntax.
   return globs.some((glob) => compileGlob(fillPlaceholders(glob, identity))(value));
-}
-
-function fillPlaceholders(glob: string, identity: Identity): string {
-  // The pod's names are DNS labels, so they carry no glob syntax of their own.
-  return glob.replaceAll('{namespace}', identity.namespace).replaceAll('{serviceAccount}', identity.serviceAccount);
 }
 
 const compiled = new Map<string, (value: string) => boolean>();

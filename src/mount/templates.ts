@@ -1,14 +1,10 @@
 import type { Liquid, Template } from 'liquidjs';
 import { z } from 'zod';
-import { firstLine } from '../util.js';
-import { ProviderError } from '../errors.js';
+import { firstLine, isPlainObject } from '../util.js';
 import { describeIssues } from '../schema.js';
 import { describeObject, parseMode, readYamlList, type MountObject } from './objects.js';
-import { checkFile, hmacVersion } from './output.js';
 import { checkDriverPath, loneSurrogate } from './paths.js';
-import { isPlainObject } from '../util.js';
-import { createEngine, createScope, renderSandboxed, TemplateProblem, templateLimits, type Text } from './template-sandbox.js';
-import type { ObjectFile } from './transform.js';
+import { createEngine, templateLimits } from './template-sandbox.js';
 
 /** One parsed entry of the class's `templates`: a file rendered from the class's objects. */
 export interface MountTemplate {
@@ -22,22 +18,9 @@ export interface MountTemplate {
   readonly paths: ReadonlyMap<string, readonly PathSegment[]>;
 }
 
-type PathSegment = string | number;
+export type PathSegment = string | number;
 
 export type TemplatesResult = { ok: true; templates: MountTemplate[] } | { ok: false; problems: string[] };
-
-/** A resolved object as templates see it: its files after key/select/decode/expand, and its version. */
-export interface TemplateInput {
-  readonly object: MountObject;
-  readonly files: readonly ObjectFile[];
-  readonly version: string;
-}
-
-export interface RenderedTemplate {
-  readonly template: MountTemplate;
-  readonly file: ObjectFile;
-  readonly version: string;
-}
 
 export const templateFields = z.strictObject({
   name: z
@@ -150,7 +133,7 @@ function checkReferences(engine: Liquid, parsed: Template[], objects: readonly M
 }
 
 /** The object a key of `objects` belongs to: its name, or a key of an expanded object under it. */
-function findObject(key: string, objects: readonly MountObject[]): MountObject | undefined {
+export function findObject(key: string, objects: readonly MountObject[]): MountObject | undefined {
   return (
     objects.find((o) => o.name === key) ??
     objects.find((o) => o.expand === 'keys' && key.length > o.name.length + 1 && key.startsWith(`${o.name}/`))
@@ -179,39 +162,6 @@ function checkNames(templates: readonly TemplateName[], objects: readonly MountO
   }
 }
 
-/**
- * Renders every template against the Mount's resolved objects, after them, so that the volume
- * checks see template files like any other. `skipped`: optional objects that were not found.
- */
-export function renderTemplates(
-  templates: readonly MountTemplate[],
-  inputs: readonly TemplateInput[],
-  skipped: readonly MountObject[],
-  options: { readonly defaultMode: number; readonly versionKey: Buffer },
-): RenderedTemplate[] {
-  if (templates.length === 0) return [];
-  const deadline = performance.now() + templateLimits.renderMs;
-  const texts = new Map<ObjectFile, Text>();
-  const resolved = inputs.map((i) => i.object);
-  return templates.map((template) => {
-    const { scope, read } = createScope(inputs, texts);
-    let text: string;
-    try {
-      text = renderSandboxed(template.engine, template.parsed, scope, deadline);
-    } catch (err) {
-      throw explain(err, template, resolved, skipped).within(describeTemplate(template));
-    }
-    const file = { path: template.name, mode: template.mode ?? options.defaultMode, contents: Buffer.from(text, 'utf8') };
-    if (file.contents.length > templateLimits.outputBytes) {
-      throw invalid(`template: the output is larger than ${templateLimits.outputBytes} bytes`).within(describeTemplate(template));
-    }
-    checkFile(file);
-    // The objects it read, in class order: a new version of any of them is a new version of the file.
-    const versions = inputs.filter((i) => read.has(i.object)).map((i) => `${i.object.name}\0${i.version}`);
-    return { template, file, version: hmacVersion(options.versionKey, [file], versions) };
-  });
-}
-
 /** Each variable path of the template, keyed as Liquid names an undefined one (`objects.db/user`). */
 function quotablePaths(engine: Liquid, parsed: Template[]): Map<string, PathSegment[]> {
   const paths = new Map<string, PathSegment[]>();
@@ -226,74 +176,12 @@ function quotablePaths(engine: Liquid, parsed: Template[]): Map<string, PathSegm
   return paths;
 }
 
-/**
- * Our own message for a render failure. Liquid's messages may hold values (an undefined
- * `objects[objects.a]` names the content of a), so only template text and our words get out.
- */
-function explain(err: unknown, template: MountTemplate, resolved: readonly MountObject[], skipped: readonly MountObject[]): ProviderError {
-  const cause = rootCause(err);
-  const at = `template${where(err)}`;
-  if (cause instanceof TemplateProblem) return new ProviderError(cause.code, `${at}: ${cause.message}`);
-  if (cause.name === 'InternalUndefinedVariableError') {
-    const path = template.paths.get(String((cause as { variableName?: unknown }).variableName));
-    return explainUndefined(path, at, resolved, skipped);
-  }
-  switch (cause.message) {
-    case 'template render limit exceeded':
-      return invalid(`${at}: rendering took longer than ${templateLimits.renderMs} ms (the limit for all templates of a Mount)`);
-    case 'memory alloc limit exceeded':
-      return invalid(`${at}: rendering built more than ${templateLimits.memoryUnits} characters or list items (a loop or filter does too much)`);
-  }
-  if (cause instanceof RangeError) return invalid(`${at}: rendering built a value too large for memory`);
-  return invalid(`${at}: rendering failed (${cause.name})`);
-}
-
-function explainUndefined(
-  path: readonly PathSegment[] | undefined,
-  at: string,
-  resolved: readonly MountObject[],
-  skipped: readonly MountObject[],
-): ProviderError {
-  // Not a path written in the template: computed from values, so it is not quoted.
-  if (!path) return invalid(`${at}: a computed reference is not defined (not quoted: it may hold secret values)`);
-  const [root, key] = path;
-  if (root !== 'objects' || path.length !== 2 || !isLiteral(key)) return invalid(`${at}: ${display(path)} is not defined`);
-  const name = String(key);
-  const missing = findObject(name, skipped);
-  if (missing) {
-    return new ProviderError(
-      'NotFound',
-      `${at}: objects[${JSON.stringify(name)}]: the optional object ${JSON.stringify(missing.name)} was not found; ` +
-        `write objects[${JSON.stringify(name)}] | default: "" or test it with {% if %}`,
-    );
-  }
-  const expanded = findObject(name, resolved);
-  if (expanded && expanded.name !== name) {
-    const key = name.slice(expanded.name.length + 1);
-    return new ProviderError('NotFound', `${at}: objects[${JSON.stringify(name)}]: key ${JSON.stringify(key)} is not in the secret of ${describeObject(expanded)}`);
-  }
-  return invalid(`${at}: objects[${JSON.stringify(name)}] is not an object of this class`);
-}
-
-function rootCause(err: unknown): Error {
-  let cause: unknown = err;
-  while (cause instanceof Error && 'originalError' in cause && cause.originalError instanceof Error) cause = cause.originalError;
-  return cause instanceof Error ? cause : new Error(typeof cause);
-}
-
-/** ` (line 2, column 5)` from the Liquid token that failed: positions only, never text. */
-function where(err: unknown): string {
-  const token = (err as { token?: { getPosition?: () => number[] } } | undefined)?.token;
-  const position = typeof token?.getPosition === 'function' ? token.getPosition() : undefined;
-  return position ? ` (line ${position[0]}, column ${position[1]})` : '';
-}
-
-function isLiteral(segment: unknown): segment is PathSegment {
+export function isLiteral(segment: unknown): segment is PathSegment {
   return typeof segment === 'string' || typeof segment === 'number';
 }
 
 /** A variable path as a template writes it: `objects["db/user"].size`. */
-function display(path: readonly unknown[]): string {
+export function display(path: readonly unknown[]): string {
   return path
     .map((segment, i) => {
       if (typeof segment === 'number') return `[${segment}]`;
@@ -305,8 +193,4 @@ function display(path: readonly unknown[]): string {
 
 function clip(text: string): string {
   return text.length > 300 ? `${text.slice(0, 300)}...` : text;
-}
-
-function invalid(message: string): ProviderError {
-  return new ProviderError('InvalidArgument', message);
 }

@@ -6,10 +6,11 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import { toGrpcStatus, toProviderError } from '../errors.js';
-import type { MountHandler } from '../mount/handler.js';
-import type { MountRequestMessage } from '../mount/request.js';
+import { toProviderError } from '../errors.js';
 import { protoPath } from '../package-info.js';
+import type { DriverMount } from './driver-mount.js';
+import type { MountRequestMessage } from './request.js';
+import { toGrpcStatus } from './status.js';
 
 export const apiVersion = 'v1alpha1';
 
@@ -22,7 +23,7 @@ export function loadProviderService(): grpc.ServiceDefinition {
 }
 
 export interface GrpcServerDeps {
-  readonly mount: MountHandler;
+  readonly mount: DriverMount;
   readonly logger: Logger;
   readonly runtimeName: string;
   readonly runtimeVersion: string;

@@ -4,12 +4,14 @@ import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { parseProviderConfig } from '../config/load.js';
-import { closeReplacedStores, closeStores, createStores, type ProviderState } from '../stores/stores.js';
+import { createStores } from '../stores/stores.js';
+import { holdStates } from '../stores/holder.js';
 import { watchConfigFile } from '../config/watch.js';
 import { toProviderError } from '../errors.js';
 import { createMountHandler } from '../mount/handler.js';
 import type { Metrics } from '../observability/metrics.js';
 import { runtimeName, runtimeVersion } from '../package-info.js';
+import { createDriverMount } from './driver-mount.js';
 import { createGrpcServer, loadProviderService } from './grpc.js';
 import { createHttpServer } from './http.js';
 
@@ -56,19 +58,14 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
   }
   const now = options.now ?? Date.now;
   const storeDeps = { logger, metrics, now };
-  let state: ProviderState = await createStores(loaded.config, storeDeps).catch((err: unknown) => {
+  const initial = await createStores(loaded.config, storeDeps).catch((err: unknown) => {
     throw new StartupError(toProviderError(err).message);
   });
+  const states = holdStates(initial, logger);
   let ready = false;
 
-  const mount = createMountHandler({
-    state: () => state,
-    logger,
-    metrics,
-    now,
-    fallbackVersionKey: randomBytes(32),
-  });
-  const grpcServer = createGrpcServer({ mount, logger, runtimeName, runtimeVersion });
+  const handler = createMountHandler({ states, logger, metrics, now, fallbackVersionKey: randomBytes(32) });
+  const grpcServer = createGrpcServer({ mount: createDriverMount(handler), logger, runtimeName, runtimeVersion });
   const socketPath = join(options.socketDir, `${options.providerName}.sock`);
   await grpcServer.listen(socketPath);
 
@@ -89,14 +86,12 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
         return;
       }
       try {
-        const next = await createStores(parsed.config, storeDeps, state);
-        const previous = state;
-        state = next;
+        const next = await createStores(parsed.config, storeDeps, states.current);
+        // Mounts in flight keep the stores they started with; those close as the last one ends.
+        states.replace(next);
         configText = text;
         metrics.configReloads.inc({ outcome: 'applied' });
         logger.info({ stores: [...next.stores.keys()] }, 'config reloaded');
-        // Mounts in flight may still use the old stores; close them once those are done.
-        setTimeout(() => void closeReplacedStores(previous, next), options.graceMs).unref();
       } catch (err) {
         metrics.configReloads.inc({ outcome: 'rejected' });
         logger.error({ error: (err as Error).message }, 'config change could not be applied; keeping the last good config');
@@ -108,7 +103,7 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
 
   grpcServer.setServing(true);
   ready = true;
-  logger.info({ socket: socketPath, http: httpAddress, version: runtimeVersion, stores: [...state.stores.keys()] }, 'ready');
+  logger.info({ socket: socketPath, http: httpAddress, version: runtimeVersion, stores: [...initial.stores.keys()] }, 'ready');
 
   let stopping: Promise<void> | undefined;
   return {
@@ -124,7 +119,7 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
         await grpcServer.drain(options.graceMs);
         selfClient.close();
         await http.close();
-        await closeStores(state.stores.values());
+        await states.close();
         logger.info('stopped');
       })();
       return stopping;

@@ -1,5 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as wait } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { isTransient } from '../backends/kit/transient.js';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { BreakerSettings, RetrySettings } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -21,9 +22,14 @@ export interface StoreGuardDeps {
   readonly breaker: BreakerSettings;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** The clock of the breaker and of the Mount's `deadlineAt`. */
   readonly now: () => number;
+  /** Waits between attempts; rejects when the signal aborts. Real timers unless a test moves a clock. */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly random?: () => number;
 }
+
+const sleepFor = (ms: number, signal: AbortSignal): Promise<void> => wait(ms, undefined, { signal });
 
 const stateValue: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -31,6 +37,7 @@ const stateValue: Record<BreakerState, number> = { closed: 0, 'half-open': 1, op
 export function createStoreGuard(deps: StoreGuardDeps): StoreGuard {
   const { store, retry, breaker, metrics } = deps;
   const random = deps.random ?? Math.random;
+  const sleep = deps.sleep ?? sleepFor;
   let state: BreakerState = 'closed';
   let failures = 0;
   let openedAt = 0;
@@ -92,10 +99,10 @@ export function createStoreGuard(deps: StoreGuardDeps): StoreGuard {
           record(!isStoreFailure(error), isProbe);
         }
         const waitMs = backoff(error, n);
-        if (!error.transient || n >= retry.attempts || state === 'open' || Date.now() + waitMs >= deadlineAt) throw error;
+        if (!isTransient(error) || n >= retry.attempts || state === 'open' || deps.now() + waitMs >= deadlineAt) throw error;
         metrics.retries.inc({ store });
         try {
-          await sleep(waitMs, undefined, { signal });
+          await sleep(waitMs, signal);
         } catch {
           throw new ProviderError('DeadlineExceeded', `the Mount deadline passed while waiting to retry store ${store} (${error.message})`);
         }
@@ -113,7 +120,11 @@ export function createStoreGuard(deps: StoreGuardDeps): StoreGuard {
   }
 }
 
-/** Outages and timeouts count against the store; a clear answer (not found, denied) does not. */
+/**
+ * Outages and timeouts count against the store. A clear answer (not found, denied) does not, nor
+ * does a permanent failure (a certificate that does not verify, an answer over the cap): it fails
+ * the same way on every call, and its own message says more than "the store is failing".
+ */
 function isStoreFailure(error: ProviderError): boolean {
-  return error.code === 'Unavailable' || error.code === 'DeadlineExceeded' || error.code === 'Internal';
+  return isTransient(error) && (error.code === 'Unavailable' || error.code === 'DeadlineExceeded');
 }

@@ -67,12 +67,6 @@ export async function createStores(
   return { config, stores };
 }
 
-/** Closes the stores of `old` that `next` no longer uses. */
-export async function closeReplacedStores(old: ProviderState, next: ProviderState): Promise<void> {
-  const kept = new Set(next.stores.values());
-  await closeStores([...old.stores.values()].filter((s) => !kept.has(s)));
-}
-
 export async function closeStores(stores: Iterable<Store>): Promise<void> {
   await Promise.allSettled([...stores].map((s) => s.backend.close()));
 }

@@ -16,6 +16,7 @@ import { checkAccess } from '../../src/mount/policy.js';
 import { createCanaries } from '../helpers/canary.js';
 import { driverRequest, fileMap, type PodOptions } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { fileStore, providerConfigYaml } from '../helpers/yaml.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -206,17 +207,11 @@ describe('access rules through the socket: file store', () => {
 
   beforeAll(async () => {
     p = await startTestProvider({
-      config: `
-defaultStore: files
-versionKey: access-version-key-0123456789
-stores:
-  - name: files
-    backend: file
-    root: ../secrets
-    access:
-      - allow: {refs: ["{namespace}/**"]}
-      - deny: {serviceAccounts: ["intruder"]}
-`,
+      config: providerConfigYaml({
+        defaultStore: 'files',
+        versionKey: 'access-version-key-0123456789',
+        stores: [fileStore('files', '../secrets', { access: [{ allow: { refs: ['{namespace}/**'] } }, { deny: { serviceAccounts: ['intruder'] } }] })],
+      }),
       files: { 'secrets/shop/db': shopDb, 'secrets/web/db': webDb },
     });
   });
@@ -279,20 +274,13 @@ describe('access through the socket: kubernetes store (access rules and the API 
     await rm(kubeconfigPath);
     p = await startTestProvider({
       files: { kubeconfig },
-      config: `
-versionKey: access-version-key-0123456789
-stores:
-  - name: scoped
-    backend: kubernetes
-    kubeconfig: ../kubeconfig
-    cache: {ttl: 0}
-    access:
-      - allow: {refs: ["{namespace}/**"]}
-  - name: open
-    backend: kubernetes
-    kubeconfig: ../kubeconfig
-    cache: {ttl: 0}
-`,
+      config: providerConfigYaml({
+        versionKey: 'access-version-key-0123456789',
+        stores: [
+          { name: 'scoped', backend: 'kubernetes', kubeconfig: '../kubeconfig', cache: { ttl: 0 }, access: [{ allow: { refs: ['{namespace}/**'] } }] },
+          { name: 'open', backend: 'kubernetes', kubeconfig: '../kubeconfig', cache: { ttl: 0 } },
+        ],
+      }),
     });
   });
   afterAll(async () => {

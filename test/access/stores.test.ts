@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanaries } from '../helpers/canary.js';
 import { driverRequest, type PodOptions } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { providerConfigYaml, type StoreFields, type StoreYaml } from '../helpers/yaml.js';
 import { awsRequest, primary, secondary, providerConfig as awsConfig } from '../aws/fixture.js';
 import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
 import { startVaultTestServer, type VaultTestServer } from '../servers/vault.js';
@@ -28,19 +29,22 @@ describe('vault store: another namespace', () => {
     vault.definePolicy('web', { 'secret/data/web/*': ['read'] });
     vault.defineRole({ name: 'shop', boundServiceAccountNames: ['app'], boundNamespaces: ['shop'], policies: ['shop'] });
     vault.defineRole({ name: 'web', boundServiceAccountNames: ['app'], boundNamespaces: ['web'], policies: ['web'] });
-    const store = (name: string, extra: string) => `
-  - name: ${name}
-    backend: vault
-    address: ${vault.url}
-    tls: {caFile: ../ca.pem}
-    auth: {method: kubernetes, audience: vault}
-    cache: {ttl: 0}
-    breaker: {failures: 1000}${extra}`;
+    const store = (name: string, fields: StoreFields = {}): StoreYaml => ({
+      name,
+      backend: 'vault',
+      address: vault.url,
+      tls: { caFile: '../ca.pem' },
+      auth: { method: 'kubernetes', audience: 'vault' },
+      cache: { ttl: 0 },
+      breaker: { failures: 1000 },
+      ...fields,
+    });
     p = await startTestProvider({
       files: { 'ca.pem': vault.ca.cert },
-      config: `versionKey: access-version-key-0123456789
-stores:${store('scoped', '\n    access: [{allow: {refs: ["secret/data/{namespace}/*"]}}]')}${store('open', '')}
-`,
+      config: providerConfigYaml({
+        versionKey: 'access-version-key-0123456789',
+        stores: [store('scoped', { access: [{ allow: { refs: ['secret/data/{namespace}/*'] } }] }), store('open')],
+      }),
     });
   }, 60_000);
 

@@ -1,9 +1,19 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsStoreOptions, checkAwsStore, sessionNameFor } from '../../src/backends/aws-auth.js';
-import { awsParameterStoreBackend, parameterStoreObjectFields } from '../../src/backends/aws-parameter-store.js';
+import {
+  awsParameterStoreBackend,
+  awsSecretsManagerBackend,
+  awsStoreOptions,
+  checkAwsStore,
+  parameterStoreObjectFields,
+  secretsManagerObjectFields,
+  sessionNameFor,
+} from '../../src/backends/aws/index.js';
 import { parseOrThrow } from '../../src/schema.js';
-import { awsSecretsManagerBackend, secretsManagerObjectFields } from '../../src/backends/aws-secrets-manager.js';
 import type { FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
 import { ProviderError } from '../../src/errors.js';
 import { createTokenSource, type PodToken } from '../../src/identity.js';
@@ -110,7 +120,12 @@ describe('store options', () => {
       checkAwsStore({ name: 's', options: awsStoreOptions.parse({ region: 'eu-west-1', ...raw }), restrictsNamespaces: false });
     expect(check({ auth: { method: 'static' } })).toEqual([expect.stringContaining('auth.allowFromSecret')]);
     expect(check({ auth: { method: 'static', allowFromSecret: true } })).toEqual([]);
-    expect(check({ auth: { method: 'pod-identity', ipv6: true, agentUrl: 'http://x/v1/credentials' } })).toEqual([expect.stringContaining('auth.ipv6')]);
+    expect(check({ auth: { method: 'pod-identity', ipv6: true, agentUrl: 'http://127.0.0.1/v1/credentials' } })).toEqual([expect.stringContaining('auth.ipv6')]);
+    // The SDK's HTTP credential provider speaks plain http only to the agents' and loopback addresses.
+    expect(check({ auth: { method: 'pod-identity', agentUrl: 'http://agent.example/v1/credentials' } })).toEqual([expect.stringContaining('auth.agentUrl')]);
+    for (const agentUrl of ['https://agent.example/v1/credentials', 'http://169.254.170.23/v1/credentials', 'http://[fd00:ec2::23]/v1/credentials', 'http://127.0.0.1:8080/v1/credentials']) {
+      expect(check({ auth: { method: 'pod-identity', agentUrl } })).toEqual([]);
+    }
     expect(check({ auth: { method: 'irsa' }, failoverEndpoint: 'http://x' })).toEqual([expect.stringContaining('failoverEndpoint')]);
     expect(check({ auth: { method: 'irsa' }, failoverRegion: 'eu-west-1' })).toEqual([expect.stringContaining('failoverRegion')]);
   });
@@ -185,6 +200,97 @@ describe('credentials', () => {
   });
 });
 
+describe('one attempt per fetch: the store guard owns retries', () => {
+  it('marks throttling, 5xx and unreachable stores transient, after one call each', async () => {
+    const sm = await secretsManager({ auth: irsa() });
+    await sm.fetch({ ref: 'shop/one', spec: {} }, context('a'));
+    for (const [status, error] of [[500, 'InternalServiceError'], [429, 'ThrottlingException'], [400, 'ThrottlingException']] as const) {
+      const calls = delta({ region: primary, operation: 'GetSecretValue' });
+      aws.inject({ kind: 'status', status }, { match: `${primary}/` });
+      const err = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+      expect({ status, code: err.code, transient: err.transient, calls: calls() }).toEqual({ status, code: 'Unavailable', transient: true, calls: 1 });
+      expect(err.message).toContain(error);
+    }
+    const unreachable = await secretsManager({ auth: irsa(), endpoint: `http://127.0.0.1:${closedPort}` });
+    const network = await failure(unreachable.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+    expect({ code: network.code, transient: network.transient }).toEqual({ code: 'Unavailable', transient: true });
+    expect(network.message).toContain('ECONNREFUSED');
+  });
+
+  it('marks refusals permanent', async () => {
+    const sm = await secretsManager({ auth: irsa() });
+    const missing = await failure(sm.fetch({ ref: 'shop/none', spec: {} }, context('a')));
+    expect({ code: missing.code, transient: missing.transient }).toEqual({ code: 'NotFound', transient: false });
+    const denied = await failure(sm.fetch({ ref: 'other/x', spec: {} }, context('a')));
+    expect({ code: denied.code, transient: denied.transient }).toEqual({ code: 'PermissionDenied', transient: false });
+    const sts = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a', { role: aws.roleArn('shop-b') })));
+    expect({ code: sts.code, transient: sts.transient }).toEqual({ code: 'PermissionDenied', transient: false });
+    expect(sts.message).toContain('AssumeRoleWithWebIdentity');
+  });
+
+  it('asks STS and the Pod Identity agent once per attempt, and marks their outages transient', async () => {
+    let requests = 0;
+    const failing = createHttpServer((req, res) => {
+      requests += 1;
+      req.resume();
+      const body = '<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>down</Message></Error></ErrorResponse>';
+      res.writeHead(503, { 'content-type': 'text/xml', 'content-length': String(Buffer.byteLength(body)) });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(failing.address() as { port: number }).port}`;
+    try {
+      const viaSts = await secretsManager({ auth: { method: 'irsa', stsEndpoint: url } });
+      const sts = await failure(viaSts.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+      expect({ code: sts.code, transient: sts.transient, requests }).toEqual({ code: 'Unavailable', transient: true, requests: 1 });
+      const viaAgent = await secretsManager({ auth: { method: 'pod-identity', agentUrl: `${url}/v1/credentials` } });
+      const agent = await failure(viaAgent.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+      expect({ code: agent.code, transient: agent.transient, requests }).toEqual({ code: 'Unavailable', transient: true, requests: 2 });
+      expect(agent.message).toContain('HTTP 503');
+    } finally {
+      failing.closeAllConnections();
+      await new Promise((resolve) => failing.close(resolve));
+    }
+  });
+
+  it('tries the failover region within the attempt, and reports the primary', async () => {
+    const sm = await secretsManager({ auth: irsa(), failoverRegion: secondary, failoverEndpoint: aws.endpoint(secondary) });
+    await sm.fetch({ ref: 'shop/one', spec: {} }, context('a'));
+    const calls = delta({ operation: 'GetSecretValue' });
+    aws.inject({ kind: 'status', status: 503 }, { times: 2, match: 'secretsmanager.GetSecretValue' });
+    const err = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a')));
+    expect({ code: err.code, transient: err.transient, calls: calls() }).toEqual({ code: 'Unavailable', transient: true, calls: 2 });
+    expect(err.message).toContain(primary);
+  });
+});
+
+describe('EKS Pod Identity through the SDK provider', () => {
+  it("presents the pod's token, never the provider's own from its environment", async () => {
+    aws.associatePodIdentity({ namespace: 'shop', serviceAccount: 'a', role: 'shop-a' });
+    aws.associatePodIdentity({ namespace: 'shop', serviceAccount: 'b', role: 'shop-b' });
+    const dir = await mkdtemp(join(tmpdir(), 'usp-aws-'));
+    const own = aws.issuePodToken({ namespace: 'shop', serviceAccount: 'b', audience: 'pods.eks.amazonaws.com' });
+    canaries.add(own.token);
+    await writeFile(join(dir, 'token'), own.token);
+    const saved = { file: process.env['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'], relative: process.env['AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'] };
+    process.env['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'] = join(dir, 'token');
+    process.env['AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'] = '/v2/credentials/provider-own';
+    try {
+      const sm = await secretsManager({ auth: { method: 'pod-identity', agentUrl: aws.podIdentityUrl } });
+      const agent = delta({ service: 'pod-identity', status: 200 });
+      expect(text(await sm.fetch({ ref: 'shop/one', spec: {} }, context('a')))).toBe(value);
+      expect(agent()).toBe(1);
+      expect(aws.calls.filter((c) => c.service === 'secretsmanager').at(-1)?.principal).toMatch(/assumed-role\/shop-a\//);
+    } finally {
+      for (const [name, was] of [['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', saved.file], ['AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', saved.relative]] as const) {
+        if (was === undefined) delete process.env[name];
+        else process.env[name] = was;
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('failover and deadlines', () => {
   it('fails over when the primary cannot be reached', async () => {
     const sm = await secretsManager({ auth: irsa(), endpoint: `http://127.0.0.1:${closedPort}`, failoverRegion: secondary, failoverEndpoint: aws.endpoint(secondary) });
@@ -195,11 +301,11 @@ describe('failover and deadlines', () => {
     const sm = await secretsManager({ auth: irsa(), timeout: '700ms', failoverRegion: secondary, failoverEndpoint: aws.endpoint(secondary) });
     await sm.fetch({ ref: 'shop/one', spec: {} }, context('a'));
     const west = delta({ region: secondary, status: 200 });
-    aws.setLatency(primary, 1_500);
+    aws.inject({ kind: 'latency', ms: 1_500 }, { times: Infinity, match: `${primary}/` });
     try {
       expect(text(await sm.fetch({ ref: 'shop/one', spec: {} }, context('a')))).toBe(value);
     } finally {
-      aws.setLatency(primary, 0);
+      aws.faults.clear();
     }
     expect(west()).toBe(1);
   });
@@ -208,12 +314,13 @@ describe('failover and deadlines', () => {
     const sm = await secretsManager({ auth: irsa(), failoverRegion: secondary, failoverEndpoint: aws.endpoint(secondary) });
     await sm.fetch({ ref: 'shop/one', spec: {} }, context('a'));
     const west = delta({ region: secondary });
-    aws.setLatency(primary, 1_000);
+    aws.inject({ kind: 'latency', ms: 1_000 }, { times: Infinity, match: `${primary}/` });
     try {
       const err = await failure(sm.fetch({ ref: 'shop/one', spec: {} }, context('a', { signal: AbortSignal.timeout(200) })));
       expect(err.code).toBe('DeadlineExceeded');
+      expect(err.transient).toBe(false);
     } finally {
-      aws.setLatency(primary, 0);
+      aws.faults.clear();
     }
     await new Promise((resolve) => setTimeout(resolve, 1_200));
     expect(west()).toBe(0);

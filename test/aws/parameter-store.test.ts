@@ -262,7 +262,7 @@ describe('aws-parameter-store through the Mount socket', () => {
 
   it('fails over to the secondary region on 5xx', async () => {
     const west = delta({ region: secondary, operation: 'GetParameters', status: 200 });
-    aws.failNext(primary, Infinity, 'internal');
+    aws.inject({ kind: 'status', status: 500 }, { times: Infinity, match: `${primary}/` });
     try {
       const { files } = await mount(`
 - {name: json, store: ssm, ref: /shop/config/json}
@@ -270,7 +270,7 @@ describe('aws-parameter-store through the Mount socket', () => {
 `);
       expect(files.get('plain')?.contents.toString()).toBe('plain-value');
     } finally {
-      aws.failNext(primary, 0);
+      aws.faults.clear();
     }
     expect(west()).toBe(1);
   });

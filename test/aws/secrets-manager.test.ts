@@ -177,7 +177,7 @@ describe('failover and throttling', () => {
   it('reads from the failover region when the primary answers 5xx', async () => {
     const east = delta({ region: primary, error: 'InternalServiceError' });
     const west = delta({ region: secondary, status: 200 });
-    aws.failNext(primary, Infinity, 'internal');
+    aws.inject({ kind: 'status', status: 500 }, { times: Infinity, match: `${primary}/` });
     try {
       const { files } = await mount(`
 - {name: api, ref: shop/api}
@@ -188,7 +188,7 @@ describe('failover and throttling', () => {
       expect(files.get('db')?.contents.toString()).toBe(password);
       expect(files.get('arn')?.contents.toString()).toBe(apiKey);
     } finally {
-      aws.failNext(primary, 0);
+      aws.faults.clear();
     }
     expect(east()).toBeGreaterThan(0);
     expect(west()).toBe(2);
@@ -203,8 +203,8 @@ describe('failover and throttling', () => {
   });
 
   it("reports the primary's cause when both regions fail", async () => {
-    aws.failNext(primary, Infinity, 'internal');
-    aws.failNext(secondary, Infinity, 'throttling');
+    aws.inject({ kind: 'status', status: 500 }, { times: Infinity, match: `${primary}/` });
+    aws.inject({ kind: 'status', status: 429 }, { times: Infinity, match: `${secondary}/` });
     try {
       const err = await failMount(`- {name: api, ref: shop/api}`);
       expect(err.code).toBe(status.UNAVAILABLE);
@@ -212,19 +212,18 @@ describe('failover and throttling', () => {
       expect(err.details).toContain(primary);
       expect(err.details).not.toMatch(/all regions/i);
     } finally {
-      aws.failNext(primary, 0);
-      aws.failNext(secondary, 0);
+      aws.faults.clear();
     }
   });
 
-  it('retries throttling within the deadline, in the primary region', async () => {
-    const throttled = delta({ region: primary, error: 'ThrottlingException' });
-    const west = delta({ region: secondary });
-    aws.failNext(primary, 2, 'throttling');
+  it('retries throttling within the deadline: the store guard tries again, the SDK does not', async () => {
+    const throttled = { east: delta({ region: primary, error: 'ThrottlingException' }), west: delta({ region: secondary, error: 'ThrottlingException' }) };
+    const read = delta({ region: primary, operation: 'GetSecretValue', status: 200 });
+    // The first attempt finds both regions throttled; the guard's second attempt reads the primary.
+    aws.inject({ kind: 'status', status: 400 }, { times: 2, match: /secretsmanager\.GetSecretValue$/ });
     const { files } = await mount(`- {name: api, ref: shop/api}`);
     expect(files.get('api')?.contents.toString()).toBe(apiKey);
-    expect(throttled()).toBe(2);
-    expect(west()).toBe(0);
+    expect({ east: throttled.east(), west: throttled.west(), read: read() }).toEqual({ east: 1, west: 1, read: 1 });
   });
 });
 

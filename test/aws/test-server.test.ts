@@ -142,11 +142,17 @@ describe('the AWS test server', () => {
 
   it('counts calls per operation and region, and injects faults per region', async () => {
     const before = aws.count({ operation: 'GetSecretValue', region: secondary });
-    aws.failNext(secondary, 1, 'throttling');
+    aws.inject({ kind: 'status', status: 400 }, { match: `${secondary}/` });
     expect((await errorOf(secretsManager(keys, secondary).send(new GetSecretValueCommand({ SecretId: 'shop/api' })))).name).toBe('ThrottlingException');
-    aws.failNext(secondary, 1, 'internal');
+    aws.inject({ kind: 'status', status: 500 }, { match: `${secondary}/` });
     expect(await errorOf(secretsManager(keys, secondary).send(new GetSecretValueCommand({ SecretId: 'shop/api' })))).toEqual({ name: 'InternalServiceError', status: 500 });
     expect((await secretsManager(keys, secondary).send(new GetSecretValueCommand({ SecretId: 'shop/api' }))).SecretString).toBe('value');
     expect(aws.count({ operation: 'GetSecretValue', region: secondary }) - before).toBe(3);
+    // Injected statuses are recorded as the AWS error they stand for.
+    expect(aws.calls.filter((c) => c.region === secondary && c.operation === 'GetSecretValue').slice(-3).map((c) => c.error)).toEqual([
+      'ThrottlingException',
+      'InternalServiceError',
+      undefined,
+    ]);
   });
 });

@@ -4,22 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runUsp, spawnUsp } from '../helpers/bin.js';
 import { createCanaries } from '../helpers/canary.js';
+import { classYaml, fileStore, providerConfigYaml, type TemplateYaml } from '../helpers/yaml.js';
 
 const canaries = createCanaries();
 const password = canaries.next('pw');
 const live = canaries.next('live');
 let dir: string;
 const outputs: string[] = [];
-
-const spc = (objects: string, extra = '') => `apiVersion: secrets-store.csi.x-k8s.io/v1
-kind: SecretProviderClass
-metadata: {name: shop, namespace: shop}
-spec:
-  provider: universal
-  parameters:
-${extra}    objects: |
-${objects.trim().split('\n').map((l) => `      ${l}`).join('\n')}
-`;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'usp-cli-'));
@@ -28,22 +19,20 @@ beforeAll(async () => {
   await writeFile(join(dir, 'secrets/shop/stripe.json'), JSON.stringify({ keys: { live } }));
   await writeFile(
     join(dir, 'config.yaml'),
-    `defaultStore: dev
-versionKey: cli-version-key-0123456789
-stores:
-  - name: dev
-    backend: file
-    root: ./secrets
-    access:
-      - allow: {refs: ["{namespace}/**"]}
-`,
+    providerConfigYaml({
+      defaultStore: 'dev',
+      versionKey: 'cli-version-key-0123456789',
+      stores: [fileStore('dev', './secrets', { access: [{ allow: { refs: ['{namespace}/**'] } }] })],
+    }),
   );
   await writeFile(
     join(dir, 'class.yaml'),
-    spc(`
-- {name: db/password, ref: shop/password, mode: "0400"}
-- {name: stripe-live, ref: shop/stripe.json, select: keys.live}
-`),
+    classYaml({
+      objects: [
+        { name: 'db/password', ref: 'shop/password', mode: '0400' },
+        { name: 'stripe-live', ref: 'shop/stripe.json', select: 'keys.live' },
+      ],
+    }),
   );
 });
 
@@ -102,15 +91,15 @@ describe('usp validate', () => {
   it('lists every problem of a class, not just the first', async () => {
     await writeFile(
       join(dir, 'bad-class.yaml'),
-      spc(
-        `
-- {name: ../x, ref: shop/password}
-- {name: b, ref: shop/password, mode: "999"}
-- {name: c, ref: shop/password, store: nope}
-- {name: d, ref: web/password}
-`,
-        '    rolle: typo\n',
-      ),
+      classYaml({
+        objects: [
+          { name: '../x', ref: 'shop/password' },
+          { name: 'b', ref: 'shop/password', mode: '999' },
+          { name: 'c', ref: 'shop/password', store: 'nope' },
+          { name: 'd', ref: 'web/password' },
+        ],
+        parameters: { rolle: 'typo' },
+      }),
     );
     const result = await runUsp(['validate', '--config', join(dir, 'config.yaml'), '--class', join(dir, 'bad-class.yaml')]);
     expect(result.code).toBe(1);
@@ -127,7 +116,7 @@ describe('usp validate', () => {
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('config: stores[0].root');
     expect(result.stdout).toContain('config: stores[1].extra: unknown field');
-    await writeFile(join(dir, 'other-ns.yaml'), spc('- {name: d, ref: web/password}'));
+    await writeFile(join(dir, 'other-ns.yaml'), classYaml({ objects: [{ name: 'd', ref: 'web/password' }] }));
     result = await runUsp(['validate', '--config', join(dir, 'config.yaml'), '--class', join(dir, 'other-ns.yaml'), '--namespace', 'shop', '--service-account', 'app']);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('access: objects[0] "d" (store dev, ref web/password): service account shop/app may not read');
@@ -135,14 +124,17 @@ describe('usp validate', () => {
 });
 
 describe('templates in usp render and usp validate', () => {
-  const templated = (templates: string) =>
-    spc(
-      '- {name: db/password, ref: shop/password, mount: false}\n- {name: stripe-live, ref: shop/stripe.json, select: keys.live}',
-      `    templates: |\n${templates.trim().split('\n').map((l) => `      ${l}`).join('\n')}\n`,
-    );
+  const templated = (templates: TemplateYaml[]) =>
+    classYaml({
+      objects: [
+        { name: 'db/password', ref: 'shop/password', mount: false },
+        { name: 'stripe-live', ref: 'shop/stripe.json', select: 'keys.live' },
+      ],
+      templates,
+    });
 
   it('renders template files in the table without values, and with --show-values', async () => {
-    await writeFile(join(dir, 'templated.yaml'), templated('- name: app.env\n  mode: "0400"\n  template: "PW={{ objects[\'db/password\'] }}"'));
+    await writeFile(join(dir, 'templated.yaml'), templated([{ name: 'app.env', mode: '0400', template: "PW={{ objects['db/password'] }}" }]));
     const args = ['render', '--class', join(dir, 'templated.yaml'), '--config', join(dir, 'config.yaml'), '--namespace', 'shop', '--service-account', 'app'];
     const result = await runUsp(args);
     outputs.push(result.stdout, result.stderr);
@@ -156,7 +148,14 @@ describe('templates in usp render and usp validate', () => {
   });
 
   it('validate parses and compiles templates, listing every problem', async () => {
-    await writeFile(join(dir, 'bad-templates.yaml'), templated('- {name: a, template: "{{ objects.nope }}"}\n- {name: b, template: "{% if %}"}\n- {name: stripe-live, template: x, mode: "0999"}'));
+    await writeFile(
+      join(dir, 'bad-templates.yaml'),
+      templated([
+        { name: 'a', template: '{{ objects.nope }}' },
+        { name: 'b', template: '{% if %}' },
+        { name: 'stripe-live', template: 'x', mode: '0999' },
+      ]),
+    );
     const result = await runUsp(['validate', '--config', join(dir, 'config.yaml'), '--class', join(dir, 'bad-templates.yaml')]);
     outputs.push(result.stdout, result.stderr);
     expect(result.code).toBe(1);
@@ -165,7 +164,7 @@ describe('templates in usp render and usp validate', () => {
     expect(result.stdout).toContain('class: templates[2] "stripe-live": mode: "0999" is not an octal file mode');
     expect(result.stdout).toContain('class: templates[2] "stripe-live": name: is also the name of objects[1] "stripe-live"');
     expect(result.stdout).toContain('4 problems found');
-    await writeFile(join(dir, 'good-templates.yaml'), templated('- {name: app.env, template: "{{ objects.stripe-live }}"}'));
+    await writeFile(join(dir, 'good-templates.yaml'), templated([{ name: 'app.env', template: '{{ objects.stripe-live }}' }]));
     const good = await runUsp(['validate', '--config', join(dir, 'config.yaml'), '--class', join(dir, 'good-templates.yaml')]);
     expect(good.stdout).toContain('ok: config and class shop are valid');
   });

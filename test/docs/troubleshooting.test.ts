@@ -5,10 +5,12 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDriverRequest } from '../../src/cli/driver-request.js';
 import { loadProviderConfig } from '../../src/config/load.js';
-import { closeStores, createStores, type ProviderState } from '../../src/stores/stores.js';
+import { createStores } from '../../src/stores/stores.js';
+import { holdStates, type StateHolder } from '../../src/stores/holder.js';
 import { isProviderError, type ErrorCode } from '../../src/errors.js';
 import { createMountHandler, type MountHandler } from '../../src/mount/handler.js';
 import { createMetrics } from '../../src/observability/metrics.js';
+import { createDriverMount, type DriverMount } from '../../src/server/driver-mount.js';
 import { runUsp } from '../helpers/bin.js';
 
 /**
@@ -19,8 +21,11 @@ import { runUsp } from '../helpers/bin.js';
 const guidePath = new URL('../../docs/troubleshooting.md', import.meta.url);
 let guide: string;
 let dir: string;
-let state: ProviderState;
-let mount: MountHandler;
+let states: StateHolder;
+let handler: MountHandler;
+/** The same pipeline behind the driver's request parsing, as the gRPC server runs it. */
+let driverMount: DriverMount;
+const metrics = createMetrics({ defaultMetrics: false });
 
 beforeAll(async () => {
   guide = await readFile(guidePath, 'utf8');
@@ -47,23 +52,27 @@ stores:
   const loaded = await loadProviderConfig(join(dir, 'config.yaml'));
   if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
   const logger = pino({ level: 'silent' });
-  const metrics = createMetrics({ defaultMetrics: false });
-  state = await createStores(loaded.config, { logger, metrics, now: Date.now });
-  mount = createMountHandler({ state: () => state, logger, metrics, now: Date.now, fallbackVersionKey: Buffer.alloc(32) });
+  states = holdStates(await createStores(loaded.config, { logger, metrics, now: Date.now }));
+  handler = createMountHandler({ states, logger, metrics, now: Date.now, fallbackVersionKey: Buffer.alloc(32) });
+  driverMount = createDriverMount(handler);
 });
 
 afterAll(async () => {
-  await closeStores(state.stores.values());
+  await states.close();
   await rm(dir, { recursive: true, force: true });
 });
 
 async function failure(objects: string, parameters: Record<string, string> = {}, namespace = 'shop'): Promise<{ code: ErrorCode; message: string }> {
-  const request = buildDriverRequest(
-    { name: 't', namespace, provider: 'universal', parameters: { objects, ...parameters } },
-    { namespace, serviceAccount: 'web', tokens: new Map() },
-  );
+  const input = {
+    identity: { namespace, serviceAccount: 'web', podName: 'p', podUid: 'u' },
+    className: 't',
+    parameters: new Map(Object.entries({ objects, ...parameters })),
+    tokens: new Map(),
+    secrets: new Map(),
+    defaultMode: 0o644,
+  };
   try {
-    await mount(request, AbortSignal.timeout(10_000));
+    await handler.mount(input, AbortSignal.timeout(10_000));
   } catch (err) {
     if (isProviderError(err)) return { code: err.code, message: err.message };
     throw err;
@@ -109,7 +118,11 @@ describe('docs/troubleshooting.md', () => {
     const attributes = JSON.parse(request.attributes) as Record<string, string>;
     delete attributes['csi.storage.k8s.io/pod.namespace'];
     const quoted = 'attributes: "csi.storage.k8s.io/pod.namespace" is missing; is podInfoOnMount enabled on the CSIDriver?';
-    await expect(mount({ ...request, attributes: JSON.stringify(attributes) }, AbortSignal.timeout(10_000))).rejects.toThrow(quoted);
+    const failed = async () => Number(/usp_mount_requests_total\{outcome="error",code="InvalidArgument"\} (\d+)/.exec(await metrics.registry.metrics())?.[1] ?? 0);
+    const before = await failed();
+    await expect(driverMount({ ...request, attributes: JSON.stringify(attributes) }, AbortSignal.timeout(10_000))).rejects.toThrow(quoted);
+    // A request that cannot be read still counts as a failed Mount.
+    expect(await failed()).toBe(before + 1);
     expect(guide).toContain(quoted);
   });
 

@@ -8,7 +8,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../servers/faults.js';
 import { malformedBodyMarker } from '../servers/faults.js';
-import { startFaultWorld, storeKinds, type FaultWorld, type StoreKind } from './fixture.js';
+import { retryAttempts, startFaultWorld, storeKinds, type FaultWorld, type StoreKind } from './fixture.js';
 
 let w: FaultWorld;
 const unhandled: unknown[] = [];
@@ -140,27 +140,39 @@ describe.each(storeKinds)('store %s', (store) => {
 
   it('a store that accepts and never answers ends in DEADLINE_EXCEEDED within the store timeout and retries', async () => {
     w.inject(store, { kind: 'hang' }, { times: 1000 });
+    const calls = w.applied(store, 'hang');
     const started = Date.now();
     const err = await mountError(store, 30_000);
-    const elapsed = Date.now() - started;
+    console.info(`hang at ${store}: ${w.applied(store, 'hang') - calls} calls, DEADLINE_EXCEEDED after ${Date.now() - started} ms`);
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+    // The provider's answer (it names the object), not the call's 30 s deadline running out.
     expectNamed(store, err.details);
-    // 3 attempts of 1 s plus short backoffs; far below the call's 30 s deadline.
-    expect(elapsed).toBeLessThan(8_000);
+    // Every attempt met the hang and was cut by the store timeout, or the next would not have started.
+    // (Counted, not timed: 3 attempts took 3.05-3.12 s with 1 s timeouts, 6.06-6.08 s with AWS's 2 s.)
+    expect(w.applied(store, 'hang') - calls).toBe(retryAttempts);
     await expectServing(store);
   });
 
   it('a hang is cut at the Mount deadline when that comes first', async () => {
     w.inject(store, { kind: 'hang' }, { times: 1000 });
+    const calls = w.applied(store, 'hang');
     const started = Date.now();
     const err = await mountError(store, 1_000);
+    const elapsed = Date.now() - started;
+    console.info(`hang at ${store} with a 1 s deadline: ${w.applied(store, 'hang') - calls} calls, DEADLINE_EXCEEDED after ${elapsed} ms`);
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
-    expect(Date.now() - started).toBeLessThan(2_500);
+    // No retry once the deadline has passed.
+    expect(w.applied(store, 'hang') - calls).toBe(1);
+    // The client's own deadline timer, late only when the provider (in this process) blocks the
+    // event loop: measured 1000-1017 ms on 2 busy cores; 2.5 s is 2.4 times that.
+    expect(elapsed).toBeLessThan(2_500);
     await expectServing(store);
   });
 
-  it('refuses a 64 MiB answer without buffering it', async () => {
-    w.inject(store, { kind: 'oversized', bytes: 64 * 1024 * 1024 }, { times: 1000 });
+  it('refuses a 128 MiB answer without buffering it', async () => {
+    const answerBytes = 128 * 1024 * 1024;
+    w.inject(store, { kind: 'oversized', bytes: answerBytes }, { times: 1000 });
+    const calls = w.applied(store, 'oversized');
     global.gc?.();
     const baseline = process.memoryUsage().rss;
     let peak = baseline;
@@ -172,10 +184,16 @@ describe.each(storeKinds)('store %s', (store) => {
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(err.details).toMatch(/exceeded|more than \d+ bytes/);
     expectNamed(store, err.details);
-    console.info(`oversized answer from ${store}: RSS grew ${((peak - baseline) / 2 ** 20).toFixed(1)} MiB`);
-    // Buffering even one 64 MiB answer (bytes, then a string) would add well over 100 MiB.
-    expect((peak - baseline) / 2 ** 20, `RSS growth in MiB during the oversized answers of ${store}`).toBeLessThan(48);
-    expect(Date.now() - started).toBeLessThan(10_000);
+    const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+    console.info(`oversized answer from ${store}: RSS grew ${mib(peak - baseline)} MiB, ${w.applied(store, 'oversized') - calls} calls, ${Date.now() - started} ms`);
+    // Buffering the answer whole costs at least its size (bytes, then a string: twice that); the
+    // capped read costs the 8 MiB cap and the socket's buffers: measured 0.1-19.8 MiB (Vault and
+    // Kubernetes the most), so half the answer (64 MiB) leaves 3.2 times that. The former bound,
+    // 48 MiB with a 64 MiB answer, was exceeded once when each retry buffered another 8 MiB: the
+    // call count below catches that now.
+    expect(peak - baseline, `RSS growth during the oversized answer of ${store}`).toBeLessThan(answerBytes / 2);
+    // The same object is as large on the next call: one call, no retry.
+    expect(w.applied(store, 'oversized') - calls).toBe(1);
     await expectServing(store);
   });
 });

@@ -11,12 +11,15 @@ import { join } from 'node:path';
 import { createCanaries, type Canaries } from '../helpers/canary.js';
 import { driverRequest, type MountReply, type MountRequest } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { providerConfigYaml } from '../helpers/yaml.js';
 import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
-import type { Fault, InjectOptions } from '../servers/faults.js';
+import type { Fault, FaultKind, InjectOptions } from '../servers/faults.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
 import { startVaultTestServer, type VaultTestServer } from '../servers/vault.js';
 
 export const storeKinds = ['kube', 'vault', 'sm', 'ssm'] as const;
+/** Calls per object at most (`retry.attempts` of every store). */
+export const retryAttempts = 3;
 export type StoreKind = (typeof storeKinds)[number];
 
 export interface Version {
@@ -38,6 +41,8 @@ export interface FaultWorld {
   setVersion(store: StoreKind, which: 0 | 1): void;
   /** Arms a fault on the request that reads the store's secret (not on logins or token exchanges). */
   inject(store: StoreKind, fault: Fault, options?: Omit<InjectOptions, 'match'>): void;
+  /** Faults of `kind` applied so far by the store's server (sm and ssm share one): each is one store call. */
+  applied(store: StoreKind, kind: FaultKind): number;
   clearFaults(): void;
   request(store: StoreKind): MountRequest;
   /** The version a reply carries, or throws if it mixes versions or carries something else. */
@@ -47,38 +52,18 @@ export interface FaultWorld {
 
 /** Store timeouts are short so that hangs end quickly; retries are fast and the breaker stays closed. */
 function providerConfig(kubeconfig: string, vaultUrl: string, aws: AwsTestServer): string {
-  const guard = `
-    cache: {ttl: 0}
-    retry: {attempts: 3, baseDelay: 20ms, maxDelay: 100ms}
-    breaker: {failures: 100000}`;
-  return `
-versionKey: faults-version-key-0123456789
-stores:
-  - name: kube
-    backend: kubernetes
-    identity: pod
-    kubeconfig: ${kubeconfig}
-    timeout: 1s${guard}
-  - name: vault
-    backend: vault
-    address: ${vaultUrl}
-    tls: {caFile: ../vault-ca.pem}
-    auth: {method: kubernetes, role: app}
-    timeout: 1s${guard}
-  - name: sm
-    backend: aws-secrets-manager
-    region: us-east-1
-    endpoint: ${aws.endpoint('us-east-1')}
-    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}
-    # Longer: the SDK's own retries (honouring Retry-After) run inside one store timeout.
-    timeout: 2s${guard}
-  - name: ssm
-    backend: aws-parameter-store
-    region: us-east-1
-    endpoint: ${aws.endpoint('us-east-1')}
-    auth: {method: irsa, stsEndpoint: "${aws.stsUrl}"}
-    timeout: 2s${guard}
-`;
+  const guard = { cache: { ttl: 0 }, retry: { attempts: retryAttempts, baseDelay: '20ms', maxDelay: '100ms' }, breaker: { failures: 100000 } };
+  const irsa = { method: 'irsa', stsEndpoint: aws.stsUrl };
+  return providerConfigYaml({
+    versionKey: 'faults-version-key-0123456789',
+    stores: [
+      { name: 'kube', backend: 'kubernetes', identity: 'pod', kubeconfig, timeout: '1s', ...guard },
+      { name: 'vault', backend: 'vault', address: vaultUrl, tls: { caFile: '../vault-ca.pem' }, auth: { method: 'kubernetes', role: 'app' }, timeout: '1s', ...guard },
+      // Longer for AWS: the SDK's own retries (honouring Retry-After) run inside one store timeout.
+      { name: 'sm', backend: 'aws-secrets-manager', region: 'us-east-1', endpoint: aws.endpoint('us-east-1'), auth: irsa, timeout: '2s', ...guard },
+      { name: 'ssm', backend: 'aws-parameter-store', region: 'us-east-1', endpoint: aws.endpoint('us-east-1'), auth: irsa, timeout: '2s', ...guard },
+    ],
+  });
 }
 
 export async function startFaultWorld(): Promise<FaultWorld> {
@@ -132,13 +117,16 @@ export async function startFaultWorld(): Promise<FaultWorld> {
     versions,
     setVersion,
     inject(store, fault, options = {}) {
-      if (store === 'kube') kube.inject(fault, { ...options, match: '/secrets/multi' });
-      if (store === 'vault') vault.inject(fault, { ...options, match: '/v1/secret/data/shop/multi' });
-      if (store === 'sm') aws.inject(fault, { ...options, match: 'secretsmanager.' });
-      if (store === 'ssm') aws.inject(fault, { ...options, match: 'AmazonSSM.' });
+      if (store === 'kube') kube.faults.inject(fault, { ...options, match: '/secrets/multi' });
+      if (store === 'vault') vault.faults.inject(fault, { ...options, match: '/v1/secret/data/shop/multi' });
+      if (store === 'sm') aws.faults.inject(fault, { ...options, match: 'secretsmanager.' });
+      if (store === 'ssm') aws.faults.inject(fault, { ...options, match: 'AmazonSSM.' });
+    },
+    applied(store, kind) {
+      return (store === 'kube' ? kube : store === 'vault' ? vault : aws).faults.applied[kind];
     },
     clearFaults() {
-      kube.clearFaults();
+      kube.faults.clear();
       vault.faults.clear();
       aws.faults.clear();
     },

@@ -1,6 +1,6 @@
 /**
- * Property-based tests of the whole Mount path from raw request strings, in process (the handler
- * the server uses, without a socket per case), against a real file store in a temp directory.
+ * Property-based tests of the whole Mount path from raw request strings, in process (the driver's
+ * Mount the gRPC server runs, without a socket per case), against a real file store in a temp directory.
  *
  * Every case must end in either a volume the driver accepts or a ProviderError with a code from
  * the closed set and a clean message; never a crash, an unhandled rejection, a leaked secret or a
@@ -14,10 +14,13 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseProviderConfig } from '../../src/config/load.js';
-import { closeStores, createStores, type ProviderState } from '../../src/stores/stores.js';
+import { createStores } from '../../src/stores/stores.js';
+import { holdStates, type StateHolder } from '../../src/stores/holder.js';
 import { errorCodes, ProviderError } from '../../src/errors.js';
-import { createMountHandler, type MountHandler, type MountResult } from '../../src/mount/handler.js';
-import type { MountRequestMessage } from '../../src/mount/request.js';
+import type { MountResult } from '../../src/mount/assemble.js';
+import { createMountHandler } from '../../src/mount/handler.js';
+import { createDriverMount, type DriverMount } from '../../src/server/driver-mount.js';
+import type { MountRequestMessage } from '../../src/server/request.js';
 import { createLogger } from '../../src/observability/log.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { loneSurrogate, volumeProblems } from './driver-rules.js';
@@ -110,11 +113,11 @@ stores:
 `;
 
 // ---------------------------------------------------------------------------------------------
-// The handler under test, wired like `usp render` does.
+// The driver's Mount under test (request parsing, then the pipeline), wired as the server does.
 
 let dir: string;
-let state: ProviderState;
-let mount: MountHandler;
+let states: StateHolder;
+let mount: DriverMount;
 const leakedLogLines: string[] = [];
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -140,13 +143,13 @@ beforeAll(async () => {
   });
   const logger = createLogger({ level: 'debug', destination: sink });
   const metrics = createMetrics({ defaultMetrics: false });
-  state = await createStores(loaded.config, { logger, metrics, now: Date.now });
-  mount = createMountHandler({ state: () => state, logger, metrics, now: Date.now, fallbackVersionKey: randomBytes(32) });
+  states = holdStates(await createStores(loaded.config, { logger, metrics, now: Date.now }));
+  mount = createDriverMount(createMountHandler({ states, logger, metrics, now: Date.now, fallbackVersionKey: randomBytes(32) }));
 });
 
 afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
-  await closeStores(state.stores.values());
+  await states.close();
   await rm(dir, { recursive: true, force: true });
   console.log(`mount fuzz: ${cases} Mount cases`);
 });

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnUsp, type ServingUsp } from '../helpers/bin.js';
 import { createCanaries } from '../helpers/canary.js';
 import { createDriverClient, driverRequest, fileMap, type PodOptions } from '../helpers/driver-client.js';
+import { fileStore, providerConfigYaml } from '../helpers/yaml.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
 import { startVaultTestServer, type VaultTestServer } from '../servers/vault.js';
 
@@ -55,17 +56,14 @@ beforeAll(async () => {
   await writeFile(join(dir, 'config', 'vault-ca.pem'), vault.ca.cert);
   await writeFile(
     join(dir, 'config', 'config.yaml'),
-    `
-versionKey: hygiene-version-key-0123456789
-stores:
-  - {name: files, backend: file, root: ${storeRoot}}
-  - {name: cluster, backend: kubernetes, kubeconfig: ./kubeconfig, cache: {ttl: 60s}}
-  - name: vault
-    backend: vault
-    address: ${vault.url}
-    tls: {caFile: ./vault-ca.pem}
-    auth: {method: kubernetes, role: app}
-`,
+    providerConfigYaml({
+      versionKey: 'hygiene-version-key-0123456789',
+      stores: [
+        fileStore('files', storeRoot),
+        { name: 'cluster', backend: 'kubernetes', kubeconfig: './kubeconfig', cache: { ttl: '60s' } },
+        { name: 'vault', backend: 'vault', address: vault.url, tls: { caFile: './vault-ca.pem' }, auth: { method: 'kubernetes', role: 'app' } },
+      ],
+    }),
   );
   proc = spawnUsp(
     ['serve', '--config', join(dir, 'config', 'config.yaml'), '--socket-dir', join(dir, 'sockets'), '--http-addr', '127.0.0.1:0', '--log-level', 'debug'],

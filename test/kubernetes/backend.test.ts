@@ -1,10 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubernetesBackend, kubernetesObjectFields } from '../../src/backends/kubernetes.js';
+import { kubernetesBackend, kubernetesObjectFields } from '../../src/backends/kubernetes/index.js';
 import { parseOrThrow } from '../../src/schema.js';
 import type { Content, FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
 import { ProviderError, type ErrorCode } from '../../src/errors.js';
@@ -27,9 +29,9 @@ let api: KubernetesTestServer;
 let dir: string;
 const stores: StoreBackend[] = [];
 
-async function createStore(options: Record<string, unknown>, restrictsNamespaces = false): Promise<StoreBackend<unknown>> {
+async function createStore(options: Record<string, unknown>, restrictsNamespaces = false, storeLogger = logger): Promise<StoreBackend<unknown>> {
   const settings = { name: 'cluster', options: kubernetesBackend.options.parse(options), restrictsNamespaces };
-  const store = await kubernetesBackend.create(settings, { logger, baseDir: dir, now: Date.now });
+  const store = await kubernetesBackend.create(settings, { logger: storeLogger, baseDir: dir, now: Date.now });
   stores.push(store);
   return store;
 }
@@ -298,7 +300,7 @@ describe('kubernetes backend: transport and server faults', () => {
   // Retries belong to the shared store guard (test/provider/resilience.test.ts); the backend makes
   // one attempt and says whether another could help.
   it('reports a 429 as a transient Unavailable carrying its Retry-After, after one request', async () => {
-    api.fail({ status: 429, retryAfterSeconds: 7 });
+    api.inject({ kind: 'status', status: 429, retryAfterSeconds: 7 });
     const before = requestCount();
 
     const err = await expectFailure(podStore.fetch({ ref: 'db', spec: spec() }, podContext()), 'Unavailable');
@@ -309,7 +311,7 @@ describe('kubernetes backend: transport and server faults', () => {
   });
 
   it('reports a 500 as a transient Unavailable naming the object, after one request', async () => {
-    api.fail({ status: 500, times: 1 });
+    api.inject({ kind: 'status', status: 500 }, { times: 1 });
     const before = requestCount();
 
     const err = await expectFailure(podStore.fetch({ ref: 'db', spec: spec() }, podContext()), 'Unavailable');
@@ -338,7 +340,7 @@ describe('kubernetes backend: transport and server faults', () => {
   });
 
   it('aborts the request when the Mount signal fires', async () => {
-    api.stall({ ms: 3000 });
+    api.inject({ kind: 'hang' });
     const controller = new AbortController();
     const started = Date.now();
     setTimeout(() => controller.abort(), 100);
@@ -346,19 +348,21 @@ describe('kubernetes backend: transport and server faults', () => {
     const err = await expectFailure(podStore.fetch({ ref: 'db', spec: spec() }, podContext({ signal: controller.signal })), 'DeadlineExceeded');
 
     expect(err.message).toContain('cancelled');
-    expect(Date.now() - started).toBeLessThan(2000);
+    // The store's own timeout is 10 s: ending well before it means the Mount's signal did it.
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('times out with DeadlineExceeded after the store timeout', async () => {
     const store = await createStore({ kubeconfig: 'anonymous.kubeconfig', timeout: '300ms' });
-    api.stall({ ms: 3000 });
+    api.inject({ kind: 'hang' });
     const started = Date.now();
 
     const err = await expectFailure(store.fetch({ ref: 'db', spec: spec() }, podContext()), 'DeadlineExceeded');
 
     expect(err.message).toContain('within 0.3s');
     expect(err.transient).toBe(true);
-    expect(Date.now() - started).toBeLessThan(2000);
+    // The server hangs for good: only the 300 ms store timeout can end the read (headroom for a busy machine).
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
 
@@ -412,3 +416,64 @@ describe('kubernetes backend: refs and object fields', () => {
     expect(kubernetesBackend.options.parse({ timeout: '1.5s' }).timeout).toBe(1500);
   });
 });
+
+describe('kubernetes backend: logs', () => {
+  it('logs reads and failures at debug, bound to the store once, without tokens or values', async () => {
+    const lines: string[] = [];
+    // Bound as stores/stores.ts binds it: the store must not add `store` again.
+    const captured = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }).child({ store: 'cluster' });
+    const value = marker();
+    api.putSecret({ namespace: 'shop', name: 'logged', data: { value } });
+    api.allow({ subject: serviceAccountUser('shop', 'app'), namespace: 'shop', resource: 'secrets', names: ['logged'] });
+    const store = await createStore({ kubeconfig: 'anonymous.kubeconfig' }, false, captured);
+
+    await store.fetch({ ref: 'logged', spec: spec() }, podContext());
+    await expectFailure(store.fetch({ ref: 'platform/root-ca-key', spec: spec() }, podContext()), 'PermissionDenied');
+
+    const read = lines.find((l) => l.includes('"msg":"read a Kubernetes object"'));
+    const failed = lines.find((l) => l.includes('"msg":"reading a Kubernetes object failed"'));
+    expect(read).toContain('"object":"Secret shop/logged"');
+    expect(failed).toContain('"code":"PermissionDenied"');
+    for (const line of lines) {
+      expect(line.match(/"store":/g), line).toHaveLength(1);
+      expect(line).not.toMatch(/Bearer|eyJ/);
+      for (const secret of secretsSeen) expect(line).not.toContain(secret);
+    }
+  });
+
+  it('warns when an error answer is not a Kubernetes Status (a proxy in front), so its reason is lost', async () => {
+    const lines: string[] = [];
+    const captured = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }).child({ store: 'cluster' });
+    const proxy = createServer((_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      res.end('<html><body>502 Bad Gateway</body></html>');
+    });
+    await new Promise<void>((done) => proxy.listen(0, '127.0.0.1', done));
+    try {
+      const { port } = proxy.address() as AddressInfo;
+      await writeFile(join(dir, 'proxy.kubeconfig'), plainKubeconfig(`http://127.0.0.1:${port}`));
+      const store = await createStore({ kubeconfig: 'proxy.kubeconfig' }, false, captured);
+
+      const err = await expectFailure(store.fetch({ ref: 'db', spec: spec() }, podContext()), 'Unavailable');
+
+      expect(err.message).toBe('the API server answered 502 (BadGateway) for Secret shop/db');
+      const warning = lines.find((l) => l.includes('without a Kubernetes Status reason'));
+      expect(warning).toContain('"status":502');
+      expect(warning?.match(/"store":/g)).toHaveLength(1);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((done) => proxy.close(done));
+    }
+  });
+});
+
+function plainKubeconfig(server: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'proxied', cluster: { server, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: 'nobody', user: {} }],
+    contexts: [{ name: 'proxied', context: { cluster: 'proxied', user: 'nobody' } }],
+    'current-context': 'proxied',
+  });
+}

@@ -145,7 +145,7 @@ describe('kubernetes store through Mount', () => {
       expect(Date.now() - cancelledAt).toBeLessThan(5_000);
     } finally {
       client.close();
-      api.clearFaults();
+      api.faults.clear();
     }
   });
 

@@ -101,7 +101,7 @@ describe('identity-aware cache', () => {
   it('coalesces 100 concurrent Mounts of one identity into one call per object, and 10 identities into 10', async () => {
     const objects = Array.from({ length: 10 }, (_, i) => `- {name: f${i}, store: nocache, ref: s${i}, key: v}`).join('\n');
     const before = Array.from({ length: 10 }, (_, i) => reads(`s${i}`));
-    api.stall({ ms: 300, times: 10 });
+    api.inject({ kind: 'latency', ms: 300 }, { times: 10 });
     const one = pod('app');
     const replies = await Promise.all(Array.from({ length: 100 }, () => p.client.mount(driverRequest(objects, one))));
     for (const reply of replies) expect(fileMap(reply).get('f3')?.contents.toString()).toBe(`${value}-3`);
@@ -110,7 +110,7 @@ describe('identity-aware cache', () => {
     expect(await metric('usp_cache_coalesced_total', 'nocache')).toBeGreaterThanOrEqual(990);
 
     const pods = Array.from({ length: 10 }, (_, i) => pod(`sa${i}`));
-    api.stall({ ms: 300, times: 100 });
+    api.inject({ kind: 'latency', ms: 300 }, { times: 100 });
     const start = Array.from({ length: 10 }, (_, i) => reads(`s${i}`));
     await Promise.all(Array.from({ length: 100 }, (_, i) => p.client.mount(driverRequest(objects, pods[i % 10]))));
     const total = Array.from({ length: 10 }, (_, i) => reads(`s${i}`) - start[i]!).reduce((a, b) => a + b, 0);
@@ -139,13 +139,13 @@ describe('identity-aware cache', () => {
     const app = pod('app');
     await p.client.mount(driverRequest(objects, app));
     clock += 11_000;
-    api.fail({ status: 500, times: 3 });
+    api.inject({ kind: 'status', status: 500 }, { times: 3 });
     const stale = await p.client.mount(driverRequest(objects, app));
     expect(stale.files[0]!.contents.toString()).toBe(`${value}-0`);
     expect(await metric('usp_cache_stale_served_total', 'cluster')).toBe(1);
     expect(p.logs.some((l) => l.includes('serving a cached value (staleIfError)'))).toBe(true);
     clock += 6 * 60_000;
-    api.fail({ status: 500, times: 3 });
+    api.inject({ kind: 'status', status: 500 }, { times: 3 });
     const err = await p.client.mountError(driverRequest(objects, app));
     errors.push(err.details);
     expect(err.code).toBe(status.UNAVAILABLE);
@@ -156,7 +156,7 @@ describe('identity-aware cache', () => {
     const app = pod('app');
     await p.client.mount(driverRequest(objects, app));
     clock += 11_000;
-    api.fail({ status: 403, times: 1 });
+    api.inject({ kind: 'status', status: 403 }, { times: 1 });
     const err = await p.client.mountError(driverRequest(objects, app));
     errors.push(err.details);
     expect(err.code).toBe(status.PERMISSION_DENIED);

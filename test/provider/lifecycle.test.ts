@@ -11,6 +11,7 @@ import { startKubernetesTestServer, serviceAccountUser, type KubernetesTestServe
 import { spawnUsp, runUsp } from '../helpers/bin.js';
 import { createCanaries } from '../helpers/canary.js';
 import { createDriverClient, driverRequest, fileMap } from '../helpers/driver-client.js';
+import { fileStore, providerConfigYaml } from '../helpers/yaml.js';
 
 const canaries = createCanaries();
 const value = canaries.next('lifecycle');
@@ -29,12 +30,11 @@ beforeAll(async () => {
   await api.writeKubeconfig(join(dir, 'kubeconfig'));
   await writeFile(
     join(dir, 'config.yaml'),
-    `defaultStore: files
-versionKey: lifecycle-version-key-0123456789
-stores:
-  - {name: files, backend: file, root: ./secrets}
-  - {name: cluster, backend: kubernetes, kubeconfig: ./kubeconfig}
-`,
+    providerConfigYaml({
+      defaultStore: 'files',
+      versionKey: 'lifecycle-version-key-0123456789',
+      stores: [fileStore('files', './secrets'), { name: 'cluster', backend: 'kubernetes', kubeconfig: './kubeconfig' }],
+    }),
   );
 });
 
@@ -132,7 +132,7 @@ describe('process lifecycle', () => {
       tokens: { '': { token, expirationTimestamp: new Date(expiresAt).toISOString() } },
     });
     canaries.add(token);
-    api.stall({ ms: 1500, times: 3 });
+    api.inject({ kind: 'latency', ms: 1500 }, { times: 3 });
     const client = createDriverClient(socketPath());
     try {
       const inFlight = Promise.all([client.mount(request), client.mount(request), client.mount(request)]);

@@ -3,49 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLimiter } from '../../src/stores/limit.js';
 import { driverRequest } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
 
-describe('per-store concurrency limit', () => {
-  it('never runs more than the limit at once and runs every task', async () => {
-    const limiter = createLimiter(3);
-    let active = 0;
-    let peak = 0;
-    const task = async () => {
-      active += 1;
-      peak = Math.max(peak, active);
-      await new Promise((r) => setTimeout(r, 5));
-      active -= 1;
-      return 1;
-    };
-    const signal = new AbortController().signal;
-    const results = await Promise.all(Array.from({ length: 30 }, () => limiter.run(task, signal)));
-    expect(results).toHaveLength(30);
-    expect(peak).toBe(3);
-    expect(limiter.active).toBe(0);
-  });
-
-  it('drops a queued task when its deadline passes, without running it', async () => {
-    const limiter = createLimiter(1);
-    let release!: () => void;
-    const blocker = limiter.run(() => new Promise<void>((r) => (release = r)), new AbortController().signal);
-    const aborter = new AbortController();
-    let ran = false;
-    const queued = limiter.run(async () => {
-      ran = true;
-    }, aborter.signal);
-    expect(limiter.waiting).toBe(1);
-    aborter.abort();
-    await expect(queued).rejects.toMatchObject({ code: 'DeadlineExceeded' });
-    expect(limiter.waiting).toBe(0);
-    release();
-    await blocker;
-    expect(ran).toBe(false);
-  });
-});
-
+/** The limiter itself is tested in test/stores/limit.test.ts; this is the limit as a Mount meets it. */
 describe('per-store concurrency through Mount', () => {
   let api: KubernetesTestServer;
   let p: TestProvider;
@@ -78,7 +40,7 @@ describe('per-store concurrency through Mount', () => {
   const objects = Array.from({ length: 8 }, (_, i) => `- {name: f${i}, store: narrow, ref: s${i}, key: v}`).join('\n');
 
   it('queues calls beyond the limit: 8 calls of 150 ms with 2 at a time take 4 rounds', async () => {
-    api.stall({ ms: 150, times: 8 });
+    api.inject({ kind: 'latency', ms: 150 }, { times: 8 });
     const started = Date.now();
     const reply = await p.client.mount(driverRequest(objects, pod()));
     expect(reply.files).toHaveLength(8);
@@ -88,9 +50,9 @@ describe('per-store concurrency through Mount', () => {
   });
 
   it('fails with DEADLINE_EXCEEDED when the queue outlasts the call deadline', async () => {
-    api.stall({ ms: 400, times: 8 });
+    api.inject({ kind: 'latency', ms: 400 }, { times: 8 });
     const err = await p.client.mountError(driverRequest(objects, pod()), 500);
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
-    api.clearFaults();
+    api.faults.clear();
   });
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanaries } from '../helpers/canary.js';
 import { createDriverClient, driverRequest, fileMap } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { fileStore, providerConfigYaml } from '../helpers/yaml.js';
 
 const canaries = createCanaries();
 const db = canaries.next('db');
@@ -18,25 +19,16 @@ const errors: string[] = [];
 
 let p: TestProvider;
 
-const config = `
-defaultStore: files
-versionKey: test-version-key-0123456789
-stores:
-  - name: files
-    backend: file
-    root: ../secrets
-    cache: {ttl: 0}
-  - name: other
-    backend: file
-    root: ../secrets
-    access:
-      - allow: {namespaces: ["shop"], refs: ["{namespace}/**"]}
-      - deny: {serviceAccounts: ["intruder"]}
-  - name: big
-    backend: file
-    root: ../big
-    maxBytes: 4194304
-`;
+const config = providerConfigYaml({
+  defaultStore: 'files',
+  stores: [
+    fileStore('files', '../secrets', { cache: { ttl: 0 } }),
+    fileStore('other', '../secrets', {
+      access: [{ allow: { namespaces: ['shop'], refs: ['{namespace}/**'] } }, { deny: { serviceAccounts: ['intruder'] } }],
+    }),
+    fileStore('big', '../big', { maxBytes: 4 * 1024 * 1024 }),
+  ],
+});
 
 beforeAll(async () => {
   p = await startTestProvider({

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanaries } from '../helpers/canary.js';
 import { driverRequest, fileMap } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { startVaultTestServer } from '../servers/vault.js';
 
 const canaries = createCanaries();
 const a = canaries.next('a');
@@ -74,6 +75,47 @@ describe('config reload', () => {
       canaries.expectNoneIn(q.logs, 'provider logs');
     } finally {
       await q.stop();
+    }
+  });
+
+  it('lets a Mount in flight finish on the store a reload replaced, then closes that store', async () => {
+    const vault = await startVaultTestServer({ http: true });
+    const password = canaries.next('vault');
+    vault.enableKv('secret', 2);
+    vault.writeKv('secret', 'shop/db', { password });
+    vault.definePolicy('app', { 'secret/data/shop/*': ['read'] });
+    vault.defineRole({ name: 'app', boundServiceAccountNames: ['app'], boundNamespaces: ['shop'], policies: ['app'] });
+    // One attempt: a call cut by a closed store would fail the Mount instead of being retried.
+    const vaultConfig = (failures: number) => `
+stores:
+  - {name: vault, backend: vault, address: ${vault.url}, auth: {method: kubernetes, role: app}, cache: {ttl: 0}, retry: {attempts: 1}, breaker: {failures: ${failures}}}
+`;
+    // A grace period far shorter than the Mount: the old timer closed the store under it.
+    const q = await startTestProvider({ config: vaultConfig(5), graceMs: 20 });
+    try {
+      const issued = vault.issuePodToken({ namespace: 'shop', serviceAccount: 'app', audience: 'vault' });
+      const pod = { serviceAccount: 'app', tokens: { vault: { token: issued.token, expirationTimestamp: new Date(issued.expiresAt).toISOString() } } };
+      canaries.add(issued.token, ...vault.issuedTokens);
+      vault.inject({ kind: 'latency', ms: 600 }, { match: /\/secret\/data\/shop\/db$/ });
+      const slow = q.client.mount(driverRequest('- {name: db, store: vault, ref: secret/data/shop/db, key: password}', pod));
+      await eventually(async () => expect(vault.faults.applied.latency).toBe(1));
+
+      await writeFile(q.configPath, vaultConfig(6));
+      await q.provider.reload();
+      expect(q.logs.some((l) => l.includes('"msg":"config reloaded"'))).toBe(true);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(q.logs.some((l) => l.includes('closing replaced stores'))).toBe(false);
+
+      expect(fileMap(await slow).get('db')?.contents.toString()).toBe(password);
+      const mounted = q.logs.findIndex((l) => l.includes('"msg":"mount"'));
+      const closed = q.logs.findIndex((l) => l.includes('"msg":"closing replaced stores"'));
+      expect(mounted).toBeGreaterThanOrEqual(0);
+      expect(closed).toBeGreaterThan(mounted);
+      canaries.add(...vault.issuedTokens);
+      canaries.expectNoneIn(q.logs, 'provider logs');
+    } finally {
+      await q.stop();
+      await vault.close();
     }
   });
 });

@@ -15,13 +15,16 @@
  *   aws.putSecret('shop/db', 'value' | Buffer, { stages?, regions? }) -> { versionId, arn(region) }
  *   aws.putParameter('/shop/x', 'v', { type?: 'SecureString', labels? }) -> version
  *   const { token } = aws.issuePodToken({ namespace, serviceAccount, audience });
- *   aws.failNext('us-east-1', 3, 'throttling' | 'internal'); aws.setLatency(region, ms);
  *   aws.count({ region, operation, status }); aws.calls (region, operation, accessKeyId, principal, status, error)
  *   aws.issuedCredentials (to check that no secret key or session token leaks); aws.advance(ms); await aws.close();
+ *   await aws.connections() (client connections open across all listeners)
  * Faults of the shared vocabulary (./faults.ts) for Secrets Manager and SSM requests only (not STS or the
- * agent): aws.inject({ kind: 'truncated' }, { times, match }), matched against `<region>/<X-Amz-Target>`
- * (`us-east-1/secretsmanager.GetSecretValue`, `us-east-1/AmazonSSM.GetParameter`); aws.faults.applied
- * counts them. The `shape` answer is the real one with its values of the wrong type (see awsWrongShape).
+ * agent): aws.inject({ kind: 'status', status: 500 }, { times, match }), matched against `<region>/<X-Amz-Target>`
+ * (`us-east-1/secretsmanager.GetSecretValue`, `us-east-1/AmazonSSM.GetParameter`; `us-east-1/` for one
+ * region); aws.faults.applied counts them. A `status` fault is answered with AWS's JSON error for it
+ * (awsErrorType: 5xx InternalServiceError/InternalServerError, 400 and 429 ThrottlingException, 403
+ * AccessDeniedException, 404 ResourceNotFoundException/ParameterNotFound) and recorded in calls with that
+ * error. The `shape` answer is the real one with its values of the wrong type (see awsWrongShape).
  * For a precise wrong shape: aws.answerWith((real) => ({ ...real, SecretString: 1 }), { times, match })
  * answers 200 with that JSON (JSON 1.1 headers) instead of the real answer, after the request was
  * authenticated and authorized; aws.clearAnswers() disarms them.
@@ -55,8 +58,6 @@ export interface RoleDefinition {
   readonly batch?: boolean;
 }
 
-export type FaultKind = 'throttling' | 'internal';
-
 export interface CallRecord {
   readonly region: string;
   readonly service: 'secretsmanager' | 'ssm' | 'sts' | 'pod-identity';
@@ -88,9 +89,6 @@ export interface AwsTestServer {
   putSecret(name: string, value: string | Buffer, options?: { stages?: string[]; regions?: string[]; kmsDenied?: boolean }): { versionId: string; arn(region?: string): string };
   putParameter(name: string, value: string, options?: { type?: 'String' | 'StringList' | 'SecureString'; labels?: string[]; regions?: string[] }): number;
   issuePodToken(claims: { namespace: string; serviceAccount: string; audience: string; ttlSeconds?: number }): { token: string; expiresAt: number };
-  /** The next `count` Secrets Manager/SSM requests to `region` fail (Infinity: until cleared with 0). */
-  failNext(region: string, count: number, kind?: FaultKind): void;
-  setLatency(region: string, ms: number): void;
   /** A fault for the next `times` Secrets Manager/SSM requests whose `<region>/<target>` matches. */
   inject(fault: Fault, options?: InjectOptions): void;
   readonly faults: FaultInjector;
@@ -104,6 +102,8 @@ export interface AwsTestServer {
   count(filter?: Partial<Pick<CallRecord, 'region' | 'operation' | 'service' | 'status' | 'error' | 'principal' | 'accessKeyId'>>): number;
   /** Moves the server's clock (credential expiry, token expiry) forward. */
   advance(ms: number): void;
+  /** Client connections the listeners hold open. */
+  connections(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -153,8 +153,6 @@ interface ParameterRecord {
 interface RegionState {
   readonly secrets: Map<string, SecretRecord>;
   readonly parameters: Map<string, ParameterRecord>;
-  faults: { count: number; kind: FaultKind };
-  latencyMs: number;
 }
 
 class AwsError extends Error {
@@ -261,7 +259,7 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
   let offsetMs = 0;
   const now = () => Date.now() + offsetMs;
   const regions = new Map<string, RegionState>(
-    regionNames.map((r) => [r, { secrets: new Map(), parameters: new Map(), faults: { count: 0, kind: 'internal' }, latencyMs: 0 }]),
+    regionNames.map((r) => [r, { secrets: new Map(), parameters: new Map() }]),
   );
   const roles = new Map<string, RoleDefinition>();
   const podIdentity = new Map<string, string>();
@@ -623,11 +621,10 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
     const operation = target.split('.')[1] ?? target;
     const service = op?.service ?? (target.startsWith('AmazonSSM') ? 'ssm' : 'secretsmanager');
     const record = (status: number, extra: Partial<CallRecord>) => calls.push({ region, service, operation, status, ...extra });
-    const state = regionOf(region);
-    if (state.latencyMs > 0) await new Promise((r) => setTimeout(r, state.latencyMs));
     const spoiler = op ? injected.take(`${region}/${target}`) : undefined;
     if (spoiler && (await injected.before(spoiler, res, awsErrorBody(service), jsonType))) {
-      record(spoiler.kind === 'status' ? spoiler.status : 0, { error: `injected ${spoiler.kind}` });
+      if (spoiler.kind === 'status') record(spoiler.status, { error: awsErrorType(service, spoiler.status) });
+      else record(0, { error: `injected ${spoiler.kind}` });
       return;
     }
     const sendJson = (res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}) =>
@@ -637,12 +634,6 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
       if (!op) throw new AwsError('UnknownOperationException', '');
       if (!String(req.headers['content-type'] ?? '').startsWith(jsonType)) throw new AwsError('SerializationException', 'Unexpected content type');
       who = authenticate(req, body, region, op.service);
-      if (state.faults.count > 0) {
-        state.faults.count -= 1;
-        throw state.faults.kind === 'throttling'
-          ? new AwsError('ThrottlingException', 'Rate exceeded')
-          : new AwsError(service === 'ssm' ? 'InternalServerError' : 'InternalServiceError', 'An error occurred on the server side.', 500);
-      }
       let input: Record<string, unknown>;
       try {
         input = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>;
@@ -808,12 +799,6 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
       });
       return { token, expiresAt: exp * 1000 };
     },
-    failNext(region, count, kind = 'internal') {
-      regionOf(region).faults = { count, kind };
-    },
-    setLatency(region, ms) {
-      regionOf(region).latencyMs = ms;
-    },
     inject(fault, opts) {
       injected.inject(fault, opts);
     },
@@ -830,6 +815,12 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
     advance(ms) {
       offsetMs += ms;
     },
+    async connections() {
+      const counts = await Promise.all(
+        servers.map(({ server }) => new Promise<number>((resolve) => server.getConnections((err, n) => resolve(err ? 0 : n)))),
+      );
+      return counts.reduce((a, b) => a + b, 0);
+    },
     async close() {
       await closeServers();
       await Promise.all(
@@ -843,13 +834,28 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
   };
 }
 
-/** AWS's JSON error for an injected status: throttling for 400 and 429, a service fault for 5xx. */
-function awsErrorBody(service: 'secretsmanager' | 'ssm' | 'sts' | 'pod-identity') {
+/** The AWS error an injected status stands for: throttling for 400 and 429, a service fault for 5xx. */
+export function awsErrorType(service: 'secretsmanager' | 'ssm', status: number): string {
+  if (status >= 500) return service === 'ssm' ? 'InternalServerError' : 'InternalServiceError';
+  if (status === 400 || status === 429) return 'ThrottlingException';
+  if (status === 404) return service === 'ssm' ? 'ParameterNotFound' : 'ResourceNotFoundException';
+  return 'AccessDeniedException';
+}
+
+const errorMessages: Record<string, string> = {
+  InternalServerError: 'An error occurred on the server side.',
+  InternalServiceError: 'An error occurred on the server side.',
+  ThrottlingException: 'Rate exceeded',
+  ParameterNotFound: '',
+  ResourceNotFoundException: "Secrets Manager can't find the specified secret.",
+  AccessDeniedException: 'not authorized',
+};
+
+/** AWS's JSON 1.1 error for an injected status, as the service would send it. */
+function awsErrorBody(service: 'secretsmanager' | 'ssm') {
   return (status: number): { body: string; headers: Record<string, string> } => {
-    const type =
-      status >= 500 ? (service === 'ssm' ? 'InternalServerError' : 'InternalServiceError') : status === 429 || status === 400 ? 'ThrottlingException' : 'AccessDeniedException';
-    const message = status >= 500 ? 'An error occurred on the server side.' : status === 403 ? 'not authorized' : 'Rate exceeded';
-    return { body: JSON.stringify({ __type: type, message }), headers: { 'x-amzn-errortype': `${type}:`, 'x-amzn-requestid': randomUUID() } };
+    const type = awsErrorType(service, status);
+    return { body: JSON.stringify({ __type: type, message: errorMessages[type] }), headers: { 'x-amzn-errortype': `${type}:`, 'x-amzn-requestid': randomUUID() } };
   };
 }
 

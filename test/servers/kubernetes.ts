@@ -22,22 +22,23 @@
  *       `create`, `update` for secrets); subjects are user names, serviceAccountUser(ns, sa) gives a
  *       service account's
  *   api.getObject(resource, namespace, name)        the stored object as the API returns it, or undefined
- *   api.fail({status, times?, retryAfterSeconds?})  the next `times` requests answer `status`
- *   api.stall({times?, ms})                         the next `times` requests answer after `ms`
- *   api.clearFaults()                                drops pending fail(), stall() and inject() switches
  *   api.inject(fault, {times?, match?})              a fault of the shared vocabulary (./faults.ts) for the
- *       next `times` requests whose path matches; api.faults.applied counts what was applied
+ *       next `times` requests whose path matches; api.faults.applied counts what was applied, and
+ *       api.faults.clear() drops what is still armed. An injected `status` answers with the
+ *       `Status` body the API server sends for it (reason, and details.retryAfterSeconds with a
+ *       Retry-After header for 429 and 503, 1 s unless the fault says otherwise)
  *   api.requests                                     every request: method, path, user, status
  *   api.connections()                                TCP connections accepted so far (pooling checks)
+ *   api.openConnections()                            TCP connections open now (close() checks)
  *   api.close()
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
+import { createFaultInjector, type ErrorBody, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
 import { createPodTokenSigner } from './pod-tokens.js';
 import { createTestCa, type Pem } from './tls.js';
 
@@ -82,13 +83,11 @@ export interface KubernetesTestServer {
   deleteObject(resource: Resource, namespace: string, name: string): void;
   allow(rule: { subject: string; namespace: string; resource: Resource; names?: string[]; verbs?: Verb[] }): void;
   getObject(resource: Resource, namespace: string, name: string): Record<string, unknown> | undefined;
-  fail(fault: { status: 401 | 403 | 404 | 409 | 429 | 500 | 503; times?: number; retryAfterSeconds?: number }): void;
-  stall(options: { ms: number; times?: number }): void;
-  clearFaults(): void;
   inject(fault: Fault, options?: InjectOptions): void;
   readonly faults: FaultInjector;
   readonly requests: readonly LoggedRequest[];
   connections(): number;
+  openConnections(): number;
   close(): Promise<void>;
 }
 
@@ -110,12 +109,6 @@ interface Rule {
   readonly verbs?: readonly Verb[];
 }
 
-interface StatusFault {
-  status: number;
-  remaining: number;
-  retryAfterSeconds: number;
-}
-
 interface User {
   readonly kind: 'token' | 'certificate';
   readonly token?: string;
@@ -129,8 +122,6 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
   const objects = new Map<string, StoredObject>();
   const rules: Rule[] = [];
   const users = new Map<string, User>();
-  const faults: StatusFault[] = [];
-  const stalls: { ms: number; remaining: number }[] = [];
   const requests: LoggedRequest[] = [];
   const injected = createFaultInjector();
   let revision = 1000;
@@ -150,8 +141,11 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
       )
     : http.createServer(handler);
   let connections = 0;
-  server.on('connection', () => {
+  const open = new Set<Socket>();
+  server.on('connection', (socket) => {
     connections += 1;
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const { port } = server.address() as AddressInfo;
@@ -161,7 +155,7 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     const path = new URL(req.url ?? '/', url).pathname;
     const user = authenticate(req);
     const spoiler = injected.take(path);
-    if (spoiler && (await injected.before(spoiler, res, injectedStatus(path), 'application/json'))) {
+    if (spoiler && (await injected.before(spoiler, res, statusBody(path), 'application/json'))) {
       requests.push({ method: req.method ?? '', path, user, status: spoiler.kind === 'status' ? spoiler.status : 0 });
       return;
     }
@@ -169,9 +163,6 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
       requests.push({ method: req.method ?? '', path, user, status });
       injected.send(spoiler, res, status, { 'content-type': 'application/json', ...headers }, JSON.stringify(body), wrongShape);
     };
-    await waitForStall();
-    const fault = takeFault();
-    if (fault) return answer(...faultAnswer(fault, path));
     if (user === undefined) return answer(401, status(401, 'Unauthorized', 'Unauthorized'));
     const collection = /^\/api\/v1\/namespaces\/([^/]+)\/secrets$/.exec(path);
     if (collection && req.method === 'POST') return writeSecret(user, collection[1]!, undefined, await readBody(req), answer);
@@ -278,22 +269,6 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     answer(verb === 'create' ? 201 : 200, objects.get(objectKey('secrets', namespace, name))!.body);
   }
 
-  async function waitForStall(): Promise<void> {
-    const next = stalls[0];
-    if (!next) return;
-    next.remaining -= 1;
-    if (next.remaining <= 0) stalls.shift();
-    await new Promise((done) => setTimeout(done, next.ms));
-  }
-
-  function takeFault(): StatusFault | undefined {
-    const next = faults[0];
-    if (!next) return undefined;
-    next.remaining -= 1;
-    if (next.remaining <= 0) faults.shift();
-    return next;
-  }
-
   function store(resource: Resource, namespace: string, name: string, build: (metadata: object) => Record<string, unknown>): string {
     const key = objectKey(resource, namespace, name);
     const previous = objects.get(key)?.body.metadata as { uid: string; creationTimestamp: string } | undefined;
@@ -386,23 +361,13 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
       const body = objects.get(objectKey(resource, namespace, name))?.body;
       return body === undefined ? undefined : (JSON.parse(JSON.stringify(body)) as Record<string, unknown>);
     },
-    fail({ status: code, times = 1, retryAfterSeconds = 1 }) {
-      faults.push({ status: code, remaining: times, retryAfterSeconds });
-    },
-    stall({ ms, times = 1 }) {
-      stalls.push({ ms, remaining: times });
-    },
-    clearFaults() {
-      faults.length = 0;
-      stalls.length = 0;
-      injected.clear();
-    },
     inject(fault, options) {
       injected.inject(fault, options);
     },
     faults: injected,
     requests,
     connections: () => connections,
+    openConnections: () => open.size,
     async close() {
       injected.releaseHanging();
       server.closeAllConnections();
@@ -460,7 +425,6 @@ function objectKey(resource: Resource, namespace: string, name: string): string 
   return `${resource}/${namespace}/${name}`;
 }
 
-
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>): Record<string, unknown> {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details && { details }), code };
 }
@@ -468,45 +432,34 @@ function status(code: number, reason: string, message: string, details?: Record<
 /** A Secret whose data values are not strings: what a broken proxy or a schema mismatch yields. */
 const wrongShape = JSON.stringify({ kind: 'Secret', apiVersion: 'v1', metadata: { name: 'x', resourceVersion: '1' }, data: { k: 12345 } });
 
-function injectedStatus(path: string) {
-  return (code: number, retryAfterSeconds: number | undefined) => {
-    const [status, body, headers] = faultAnswer({ status: code, remaining: 0, retryAfterSeconds: retryAfterSeconds ?? 1 }, path);
-    return { body: JSON.stringify({ ...body, code: status }), headers };
+/** The `Status` the API server answers for an injected error status (its reason, and when to retry). */
+function statusBody(path: string): ErrorBody {
+  return (code, retryAfterSeconds = 1) => {
+    const name = path.split('/').pop() ?? '';
+    const [body, headers] = statusAnswer(code, name, retryAfterSeconds);
+    return { body: JSON.stringify(body), headers };
   };
 }
 
-function faultAnswer(fault: StatusFault, path: string): [number, Record<string, unknown>, Record<string, string>] {
-  const name = path.split('/').pop() ?? '';
-  switch (fault.status) {
+function statusAnswer(code: number, name: string, retryAfterSeconds: number): [Record<string, unknown>, Record<string, string>] {
+  const retry = { 'retry-after': String(retryAfterSeconds) };
+  switch (code) {
     case 401:
-      return [401, status(401, 'Unauthorized', 'Unauthorized'), {}];
+      return [status(401, 'Unauthorized', 'Unauthorized'), {}];
     case 403:
-      return [403, status(403, 'Forbidden', `forbidden: test fault`), {}];
+      return [status(403, 'Forbidden', 'forbidden: test fault'), {}];
     case 404:
-      return [404, status(404, 'NotFound', `"${name}" not found`), {}];
+      return [status(404, 'NotFound', `"${name}" not found`), {}];
     case 409:
       return [
-        409,
         status(409, 'Conflict', `Operation cannot be fulfilled on "${name}": the object has been modified; please apply your changes to the latest version and try again`),
         {},
       ];
     case 429:
-      return [
-        429,
-        status(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: fault.retryAfterSeconds }),
-        { 'retry-after': String(fault.retryAfterSeconds) },
-      ];
+      return [status(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds }), retry];
     case 503:
-      return [
-        503,
-        status(503, 'ServiceUnavailable', 'the server is currently unable to handle the request', { retryAfterSeconds: fault.retryAfterSeconds }),
-        { 'retry-after': String(fault.retryAfterSeconds) },
-      ];
+      return [status(503, 'ServiceUnavailable', 'the server is currently unable to handle the request', { retryAfterSeconds }), retry];
     default:
-      return [
-        fault.status,
-        status(fault.status, 'InternalError', 'Internal error occurred: test fault', { causes: [{ message: 'test fault' }] }),
-        {},
-      ];
+      return [status(code, 'InternalError', 'Internal error occurred: test fault', { causes: [{ message: 'test fault' }] }), {}];
   }
 }

@@ -8,7 +8,7 @@
  *   vault.definePolicy('app', { 'secret/data/app': ['read'] });
  *   vault.defineRole({ name: 'app', boundServiceAccountNames: ['app'], boundNamespaces: ['shop'], policies: ['app'] });
  *   const { token } = vault.issuePodToken({ namespace: 'shop', serviceAccount: 'app' });
- *   vault.counters.logins; vault.seal(); vault.revokeAllTokens(); await vault.close();
+ *   vault.counters.logins; vault.seal(); vault.revokeAllTokens(); await vault.connections(); await vault.close();
  *   vault.setAnswer('secret/data/app', { status: 200, body: { data: 'x' } });   // a custom body for a path
  * Everything takes `{ namespace }` for Enterprise namespaces (X-Vault-Namespace); "" is the root.
  * Faults of the shared vocabulary (./faults.ts): vault.inject({ kind: 'reset' }, { times, match }), matched
@@ -134,6 +134,8 @@ export interface VaultTestServer {
   /** A fault for the next `times` requests whose path matches (see ./faults.ts). */
   inject(fault: Fault, options?: InjectOptions): void;
   readonly faults: FaultInjector;
+  /** Client connections open right now (to check that a closed store lets go of its sockets). */
+  connections(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -768,6 +770,9 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
       injected.inject(fault, opts);
     },
     faults: injected,
+    connections() {
+      return new Promise<number>((resolve, reject) => server.getConnections((err, count) => (err ? reject(err) : resolve(count))));
+    },
     async close() {
       injected.releaseHanging();
       server.closeAllConnections();

@@ -17,12 +17,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { parseDocs } from '../deploy/render.js';
 import { validateObject } from '../deploy/schema-validator.js';
 import { createCanaries } from '../helpers/canary.js';
 import { driverRequest, type DriverFile, type MountRequest } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
+import { classDoc, fileStore, objectsYaml, providerConfigYaml } from '../helpers/yaml.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
 import { createTestCa, type TestCa } from '../servers/tls.js';
 
@@ -34,58 +34,51 @@ const registryPassword = canaries.next('sync-registry');
 const settingsValue = canaries.next('sync-settings');
 
 /** The SecretProviderClass an app team writes: files from the file store, three synced Secrets. */
-const secretProviderClass: Doc = {
-  apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-  kind: 'SecretProviderClass',
-  metadata: { name: 'shop-sync', namespace: 'shop' },
-  spec: {
-    provider: 'universal',
-    parameters: {
-      objects: stringify([
-        { name: 'tls/tls.crt', store: 'files', ref: 'shop/web.crt' },
-        { name: 'tls/tls.key', store: 'files', ref: 'shop/web.key' },
-        { name: 'bundle.pem', store: 'files', ref: 'shop/web-bundle.pem' },
-        { name: 'db/username', store: 'files', ref: 'shop/db.json', key: 'username' },
-        { name: 'db/password', store: 'files', ref: 'shop/db.json', key: 'password' },
-        { name: 'registry.json', store: 'files', ref: 'shop/registry.json' },
-      ]),
+const secretProviderClass: Doc = classDoc({
+  name: 'shop-sync',
+  objects: [
+    { name: 'tls/tls.crt', store: 'files', ref: 'shop/web.crt' },
+    { name: 'tls/tls.key', store: 'files', ref: 'shop/web.key' },
+    { name: 'bundle.pem', store: 'files', ref: 'shop/web-bundle.pem' },
+    { name: 'db/username', store: 'files', ref: 'shop/db.json', key: 'username' },
+    { name: 'db/password', store: 'files', ref: 'shop/db.json', key: 'password' },
+    { name: 'registry.json', store: 'files', ref: 'shop/registry.json' },
+  ],
+  secretObjects: [
+    {
+      secretName: 'shop-web-tls',
+      type: 'kubernetes.io/tls',
+      labels: { app: 'shop' },
+      annotations: { 'shop.example.com/owner': 'web' },
+      data: [
+        { objectName: 'tls/tls.crt', key: 'tls.crt' },
+        { objectName: 'tls/tls.key', key: 'tls.key' },
+      ],
     },
-    secretObjects: [
-      {
-        secretName: 'shop-web-tls',
-        type: 'kubernetes.io/tls',
-        labels: { app: 'shop' },
-        annotations: { 'shop.example.com/owner': 'web' },
-        data: [
-          { objectName: 'tls/tls.crt', key: 'tls.crt' },
-          { objectName: 'tls/tls.key', key: 'tls.key' },
-        ],
-      },
-      {
-        // One PEM file holding key and chain: the driver splits it by key.
-        secretName: 'shop-web-tls-bundle',
-        type: 'kubernetes.io/tls',
-        data: [
-          { objectName: 'bundle.pem', key: 'tls.crt' },
-          { objectName: 'bundle.pem', key: 'tls.key' },
-        ],
-      },
-      {
-        secretName: 'shop-db',
-        type: 'Opaque',
-        data: [
-          { objectName: 'db/username', key: 'username' },
-          { objectName: 'db/password', key: 'password' },
-        ],
-      },
-      {
-        secretName: 'shop-registry',
-        type: 'kubernetes.io/dockerconfigjson',
-        data: [{ objectName: 'registry.json', key: '.dockerconfigjson' }],
-      },
-    ],
-  },
-};
+    {
+      // One PEM file holding key and chain: the driver splits it by key.
+      secretName: 'shop-web-tls-bundle',
+      type: 'kubernetes.io/tls',
+      data: [
+        { objectName: 'bundle.pem', key: 'tls.crt' },
+        { objectName: 'bundle.pem', key: 'tls.key' },
+      ],
+    },
+    {
+      secretName: 'shop-db',
+      type: 'Opaque',
+      data: [
+        { objectName: 'db/username', key: 'username' },
+        { objectName: 'db/password', key: 'password' },
+      ],
+    },
+    {
+      secretName: 'shop-registry',
+      type: 'kubernetes.io/dockerconfigjson',
+      data: [{ objectName: 'registry.json', key: '.dockerconfigjson' }],
+    },
+  ],
+});
 
 const driverUser = serviceAccountUser('kube-system', 'secrets-store-csi-driver');
 
@@ -124,20 +117,14 @@ beforeAll(async () => {
     },
   };
   p = await startTestProvider({
-    config: `
-defaultStore: files
-versionKey: sync-version-key-0123456789
-stores:
-  - name: files
-    backend: file
-    root: ../secrets
-    cache: {ttl: 0}
-  - name: cluster
-    backend: kubernetes
-    identity: pod
-    audience: ""
-    kubeconfig: ${join(work, 'provider.kubeconfig')}
-`,
+    config: providerConfigYaml({
+      defaultStore: 'files',
+      versionKey: 'sync-version-key-0123456789',
+      stores: [
+        fileStore('files', '../secrets', { cache: { ttl: 0 } }),
+        { name: 'cluster', backend: 'kubernetes', identity: 'pod', audience: '', kubeconfig: join(work, 'provider.kubeconfig') },
+      ],
+    }),
     files: {
       'secrets/shop/web.crt': `${leaf.cert}${ca.cert}`,
       'secrets/shop/web.key': leaf.key,
@@ -364,7 +351,7 @@ describe("the driver's secretObjects, replayed", () => {
 
   it('counts a response above 1 MiB in usp_mount_large_responses_total, and such a Secret is refused', async () => {
     const before = await metric('usp_mount_large_responses_total');
-    const objects = stringify([
+    const objects = objectsYaml([
       { name: 'part-1', store: 'files', ref: 'big/part-1' },
       { name: 'part-2', store: 'files', ref: 'big/part-2' },
     ]);
@@ -391,21 +378,14 @@ describe("the driver's secretObjects, replayed", () => {
 
 describe('the secrets-store-sync-controller request shape', () => {
   /** A class used with a SecretSync: flat object names (SecretSync sourcePath allows no directories). */
-  const syncClass: Doc = {
-    apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-    kind: 'SecretProviderClass',
-    metadata: { name: 'shop-settings', namespace: 'shop' },
-    spec: {
-      provider: 'universal',
-      parameters: {
-        objects: stringify([
-          { name: 'region', store: 'cluster', ref: 'shop-settings', key: 'region' },
-          { name: 'token', store: 'cluster', ref: 'shop-settings', key: 'token' },
-          { name: 'db-password', store: 'files', ref: 'shop/db.json', key: 'password' },
-        ]),
-      },
-    },
-  };
+  const syncClass: Doc = classDoc({
+    name: 'shop-settings',
+    objects: [
+      { name: 'region', store: 'cluster', ref: 'shop-settings', key: 'region' },
+      { name: 'token', store: 'cluster', ref: 'shop-settings', key: 'token' },
+      { name: 'db-password', store: 'files', ref: 'shop/db.json', key: 'password' },
+    ],
+  });
   const secretSync: Doc = {
     apiVersion: 'secret-sync.x-k8s.io/v1alpha1',
     kind: 'SecretSync',

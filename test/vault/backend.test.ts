@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { vaultBackend, vaultObjectFields, type VaultObjectSpec, type VaultStoreOptions } from '../../src/backends/vault.js';
+import { vaultBackend, vaultObjectFields, type VaultObjectSpec, type VaultStoreOptions } from '../../src/backends/vault/index.js';
 import type { FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
 import { ProviderError } from '../../src/errors.js';
 import { createTokenSource, type PodToken } from '../../src/identity.js';
@@ -617,6 +617,8 @@ describe('vault backend: availability, TLS and namespaces', () => {
     const refused = await fetchError(env, wrong.fetch({ ref: 'secret/data/shop/db', spec: spec(wrong) }, podContext(env, shop)));
     expect(refused.code).toBe('Unavailable');
     expect(refused.message).toMatch(/TLS certificate/);
+    expect(refused.message).toContain('tls.caFile');
+    expect(refused.transient).toBe(false);
 
     const noCa = await createStore(env, { tls: undefined });
     expect((await fetchError(env, noCa.fetch({ ref: 'secret/data/shop/db', spec: spec(noCa) }, podContext(env, shop)))).code).toBe('Unavailable');

@@ -1,10 +1,10 @@
 /**
  * The Vault store through the Mount socket: real gRPC on a Unix socket into the real provider,
  * real HTTPS from the provider to the protocol-faithful Vault test server, its CA verified.
- * The clock is real; lifetimes are a few seconds so reuse and expiry are observable by waiting.
+ * The provider and the server share one clock, which tests move to let token and lease
+ * lifetimes pass instead of sleeping.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanaries } from '../helpers/canary.js';
@@ -14,6 +14,15 @@ import { createTestCa } from '../servers/tls.js';
 import { startVaultTestServer, type VaultTestServer } from '../servers/vault.js';
 
 const canaries = createCanaries();
+
+/** The shared clock: starts at the real time and moves only when a test says so. */
+const clock = {
+  t: Date.now(),
+  now: (): number => clock.t,
+  advance(ms: number): void {
+    clock.t += ms;
+  },
+};
 const errors: string[] = [];
 
 let vault: VaultTestServer;
@@ -68,12 +77,13 @@ stores:
 }
 
 beforeAll(async () => {
-  vault = await startVaultTestServer();
+  vault = await startVaultTestServer({ now: clock.now });
   const otherCa = await createTestCa('some other CA');
   seed(vault);
   p = await startTestProvider({
     config: providerConfig(vault.url),
     files: { 'ca.pem': vault.ca.cert, 'other-ca.pem': otherCa.cert },
+    now: clock.now,
   });
 }, 60_000);
 
@@ -219,7 +229,7 @@ describe('vault store through the Mount socket: login as the pod', () => {
     await mount(objects, 'expiring', { role: 'short' });
     expect(vault.counters.logins - before).toBe(1);
     // The role's tokens live 2 s and are not renewable.
-    await sleep(2_100);
+    clock.advance(2_100);
     expect(text(await mount(objects, 'expiring', { role: 'short' }), 'pw')).toBe(v2Second.password);
     expect(vault.counters.logins - before).toBe(2);
   });
@@ -331,15 +341,14 @@ describe('vault store through the Mount socket: dynamic secrets', () => {
     const before = vault.counters.issues;
     // Lease of 6 s: reused until 4 s after it was issued, then issued anew.
     const first = await mount(objects, 'db-a');
-    const issuedAt = Date.now();
+    const issuedAt = clock.now();
     const creds = { username: text(first, 'db/username'), password: text(first, 'db/password') };
     canaries.add(creds.password);
     expect(creds.username).toMatch(/^v-app-/);
     expect(vault.counters.issues - before).toBe(1);
 
-    await sleep(1_000);
+    clock.advance(3_900);
     const reused = await mount(objects, 'db-a');
-    expect(Date.now() - issuedAt, 'the reuse Mount ran too late to test reuse').toBeLessThan(3_900);
     expect(text(reused, 'db/username')).toBe(creds.username);
     expect(text(reused, 'db/password')).toBe(creds.password);
     expect(vault.counters.issues - before).toBe(1);
@@ -350,7 +359,7 @@ describe('vault store through the Mount socket: dynamic secrets', () => {
     expect(text(other, 'db/username')).not.toBe(creds.username);
     expect(vault.counters.issues - before).toBe(2);
 
-    await sleep(Math.max(0, issuedAt + 4_200 - Date.now()));
+    clock.advance(issuedAt + 4_100 - clock.now());
     const renewed = await mount(objects, 'db-a');
     canaries.add(text(renewed, 'db/password'));
     expect(text(renewed, 'db/username')).not.toBe(creds.username);

@@ -1,25 +1,15 @@
 import type * as Ssm from '@aws-sdk/client-ssm';
-import type { Logger } from 'pino';
 import { z } from 'zod';
-import { raceSignal } from '../abort.js';
-import { ProviderError } from '../errors.js';
-import {
-  AwsAccess,
-  describeAwsError,
-  inRegion,
-  isTransient,
-  itemError,
-  malformedAnswer,
-  BatchingAwsStore,
-  defineAwsBackend,
-  awsCancelled,
-  type AwsCaller,
-  type AwsStoreOptions,
-  type PendingRead,
-} from './aws-auth.js';
-import { isObject, listProblem, shapeOf } from './kit/json-shape.js';
-import { bytesContent, fieldsContent } from './kit/content.js';
-import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
+import { raceSignal } from '../../abort.js';
+import { ProviderError } from '../../errors.js';
+import { describeAwsError, itemError, malformedAnswer, awsCancelled } from './errors.js';
+import type { AwsCaller, AwsCredentials } from './credentials.js';
+import type { AwsTarget } from './client.js';
+import type { PendingRead } from './batch.js';
+import { BatchingAwsStore, inRegion, type AwsParts } from './store.js';
+import { isObject, listProblem, shapeOf } from '../kit/json-shape.js';
+import { bytesContent, fieldsContent } from '../kit/content.js';
+import type { FetchContext, FetchRequest, FetchResult } from '../types.js';
 
 export const parameterStoreObjectFields = z.strictObject({
   recursive: z
@@ -30,18 +20,6 @@ export const parameterStoreObjectFields = z.strictObject({
 
 export type ParameterStoreObjectSpec = z.infer<typeof parameterStoreObjectFields>;
 
-export const awsParameterStoreBackend: BackendDefinition<AwsStoreOptions, ParameterStoreObjectSpec> = defineAwsBackend(
-    'aws-parameter-store',
-    parameterStoreObjectFields,
-    {
-      summary: 'AWS Systems Manager Parameter Store, read as the pod through IRSA or EKS Pod Identity, with an optional failover region.',
-      guide: '[docs/aws.md](aws.md)',
-      ref: 'A parameter name or ARN, with an optional `:version` or `:label`; a path ending in `/` reads every parameter under it.',
-    },
-    () => import('@aws-sdk/client-ssm'),
-    (name, sdk, aws, logger) => new ParameterStore(name, sdk, aws, logger),
-);
-
 const service = 'AWS Systems Manager Parameter Store';
 /** GetParameters takes at most 10 names per call. */
 const batchLimit = 10;
@@ -50,29 +28,21 @@ const pageSize = 10;
 /** A path read that would mount more than this is refused rather than truncated. */
 const maxPathParameters = 100;
 
-interface ParameterRead {
-  /** Name or ARN with an optional `:version` or `:label` selector, as GetParameters takes it. */
-  readonly selector: string;
-  readonly base: string;
-  readonly pin?: string;
-  readonly signal: AbortSignal;
-}
-
 type Pending = PendingRead<ParameterRead, FetchResult>;
 
-class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, ParameterRead> {
-  constructor(name: string, private readonly ssm: typeof Ssm, aws: AwsAccess, logger: Logger) {
-    super(name, aws, logger, service);
+export class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, ParameterRead> {
+  constructor(private readonly ssm: typeof Ssm, parts: AwsParts) {
+    super(parts, service);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<ParameterStoreObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
     if (ref.endsWith('/')) {
       if (version !== undefined) throw new ProviderError('InvalidArgument', 'version applies to one parameter, not to a path');
-      const caller = this.aws.callerFor(ctx);
+      const caller = this.callers.callerFor(ctx);
       return raceSignal(this.#readPath(caller, ref, spec.recursive, ctx.signal), ctx.signal, awsCancelled);
     }
     const read = parseRead(ref, version, ctx.signal);
-    const caller = this.aws.callerFor(ctx);
+    const caller = this.callers.callerFor(ctx);
     return raceSignal(this.batcher.add(caller, read), ctx.signal, awsCancelled);
   }
 
@@ -107,32 +77,20 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
 
   async #readBatch(caller: AwsCaller, groups: readonly Pending[][]): Promise<void> {
     const all = groups.flat();
-    let out: Ssm.GetParametersCommandOutput;
-    let region = this.aws.primary.region;
-    try {
-      out = await this.aws.run(caller, async (target, credentials, fingerprint) => {
-        region = target.region;
-        const names = groups.map((g) => inRegion(g[0]!.item.selector, target.region));
-        const client = this.#client(caller, target, credentials, fingerprint);
-        const command = new this.ssm.GetParametersCommand({ Names: names, WithDecryption: true });
-        const answer = await this.aws.send(all.map((p) => p.item.signal), (abortSignal) => client.send(command, { abortSignal }));
-        // An answer that cannot be matched to the reads fails them all, and over like a 5xx; one bad
-        // parameter in a well-formed answer fails its own reads only (below).
-        const problem = batchAnswerProblem(answer);
-        if (problem) throw malformed(`reading ${groups.length} parameters in ${target.region}`, problem);
-        return answer;
-      });
-    } catch (err) {
-      if (isTransient(err)) {
-        const error = describeAwsError(err, this.where(caller, `reading ${groups.length} parameters`));
-        for (const p of all) p.reject(error);
-        return;
-      }
-      // GetParameters is denied as a whole when any one name is: single reads give each object its own cause.
-      this.logger.debug({ cause: (err as Error).name }, 'GetParameters refused; reading the parameters one by one');
-      await Promise.all(groups.map((g) => this.#readOne(caller, g)));
-      return;
-    }
+    const names = (region: string) => groups.map((g) => inRegion(g[0]!.item.selector, region));
+    const done = await this.runBatch(caller, all, {
+      doing: `reading ${groups.length} parameters`,
+      call: (target, credentials, fingerprint) =>
+        this.aws.send(all.map((p) => p.item.signal), (abortSignal) =>
+          this.#client(caller, target, credentials, fingerprint).send(new this.ssm.GetParametersCommand({ Names: names(target.region), WithDecryption: true }), { abortSignal }),
+        ),
+      problemOf: batchAnswerProblem,
+      // GetParameters is denied as a whole when any one name is; one bad parameter of a
+      // well-formed answer fails its own reads only (below).
+      oneByOne: () => Promise.all(groups.map((g) => this.#readOne(caller, g))),
+    });
+    if (!done) return;
+    const { answer: out, region } = done;
     const leftOver: Pending[][] = [];
     for (const group of groups) {
       const read = group[0]!.item;
@@ -187,7 +145,7 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
     return parameters;
   }
 
-  #client(caller: AwsCaller, target: Parameters<AwsAccess['clientFor']>[1], credentials: Parameters<AwsAccess['clientFor']>[3], fingerprint: string): Ssm.SSMClient {
+  #client(caller: AwsCaller, target: AwsTarget, credentials: AwsCredentials, fingerprint: string): Ssm.SSMClient {
     return this.aws.clientFor('ssm', target, caller.key, credentials, fingerprint, (c) => new this.ssm.SSMClient(c));
   }
 }
@@ -195,6 +153,14 @@ class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, Paramete
 const namePattern = /^[a-zA-Z0-9_.\-/]{1,2048}$/;
 const arnPattern = /^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter)(\/?[a-zA-Z0-9_.\-/]{1,2048})$/;
 const pinPattern = /^(\d{1,10}|[a-zA-Z][a-zA-Z0-9_.-]{0,99})$/;
+
+interface ParameterRead {
+  /** Name or ARN with an optional `:version` or `:label` selector, as GetParameters takes it. */
+  readonly selector: string;
+  readonly base: string;
+  readonly pin?: string;
+  readonly signal: AbortSignal;
+}
 
 /** Splits `name[:pin]` or `arn...:parameter/name[:pin]` and merges the object's `version`. */
 function parseRead(ref: string, version: string | undefined, signal: AbortSignal): ParameterRead {

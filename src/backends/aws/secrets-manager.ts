@@ -1,25 +1,14 @@
 import type * as Sm from '@aws-sdk/client-secrets-manager';
-import type { Logger } from 'pino';
 import { z } from 'zod';
-import { raceSignal } from '../abort.js';
-import { ProviderError } from '../errors.js';
-import {
-  AwsAccess,
-  describeAwsError,
-  inRegion,
-  isTransient,
-  itemError,
-  malformedAnswer,
-  BatchingAwsStore,
-  defineAwsBackend,
-  awsCancelled,
-  type AwsCaller,
-  type AwsStoreOptions,
-  type PendingRead,
-} from './aws-auth.js';
-import { listProblem, shapeOf, stringProblem } from './kit/json-shape.js';
-import { bytesContent } from './kit/content.js';
-import type { BackendDefinition, FetchContext, FetchRequest, FetchResult } from './types.js';
+import { raceSignal } from '../../abort.js';
+import { ProviderError } from '../../errors.js';
+import { describeAwsError, itemError, malformedAnswer, awsCancelled } from './errors.js';
+import type { AwsCaller } from './credentials.js';
+import type { PendingRead } from './batch.js';
+import { BatchingAwsStore, inRegion, type AwsParts } from './store.js';
+import { listProblem, shapeOf, stringProblem } from '../kit/json-shape.js';
+import { bytesContent } from '../kit/content.js';
+import type { FetchContext, FetchRequest, FetchResult } from '../types.js';
 
 export const secretsManagerObjectFields = z.strictObject({
   versionStage: z
@@ -31,18 +20,6 @@ export const secretsManagerObjectFields = z.strictObject({
 });
 
 export type SecretsManagerObjectSpec = z.infer<typeof secretsManagerObjectFields>;
-
-export const awsSecretsManagerBackend: BackendDefinition<AwsStoreOptions, SecretsManagerObjectSpec> = defineAwsBackend(
-    'aws-secrets-manager',
-    secretsManagerObjectFields,
-    {
-      summary: 'AWS Secrets Manager, read as the pod through IRSA or EKS Pod Identity, with an optional failover region.',
-      guide: '[docs/aws.md](aws.md)',
-      ref: 'A secret name or ARN.',
-    },
-    () => import('@aws-sdk/client-secrets-manager'),
-    (name, sdk, aws, logger) => new SecretsManagerStore(name, sdk, aws, logger),
-);
 
 const service = 'AWS Secrets Manager';
 const currentStage = 'AWSCURRENT';
@@ -59,14 +36,14 @@ interface SecretRead {
 
 type Pending = PendingRead<SecretRead, FetchResult>;
 
-class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, SecretRead> {
-  constructor(name: string, private readonly sm: typeof Sm, aws: AwsAccess, logger: Logger) {
-    super(name, aws, logger, service);
+export class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, SecretRead> {
+  constructor(private readonly sm: typeof Sm, parts: AwsParts) {
+    super(parts, service);
   }
 
   async fetch({ ref, version, spec }: FetchRequest<SecretsManagerObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
     if (ref.length > maxRefLength) throw new ProviderError('InvalidArgument', `ref must be a secret name or ARN of at most ${maxRefLength} characters`);
-    const caller = this.aws.callerFor(ctx);
+    const caller = this.callers.callerFor(ctx);
     const read: SecretRead = {
       secretId: ref,
       ...(version !== undefined ? { versionId: version } : {}),
@@ -107,32 +84,20 @@ class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSpec, Sec
 
   async #readBatch(caller: AwsCaller, pending: readonly Pending[]): Promise<void> {
     const ids = [...new Set(pending.map((p) => p.item.secretId))];
-    let out: Sm.BatchGetSecretValueCommandOutput;
-    let region = this.aws.primary.region;
-    try {
-      out = await this.aws.run(caller, async (target, credentials, fingerprint) => {
-        region = target.region;
+    const done = await this.runBatch(caller, pending, {
+      doing: `reading ${ids.length} secrets`,
+      call: (target, credentials, fingerprint) => {
         const client = this.aws.clientFor('secretsmanager', target, caller.key, credentials, fingerprint, (c) => new this.sm.SecretsManagerClient(c));
-        const input = { SecretIdList: ids.map((id) => inRegion(id, target.region)) };
-        const signals = pending.map((p) => p.item.signal);
-        const answer = await this.aws.send(signals, (abortSignal) => client.send(new this.sm.BatchGetSecretValueCommand(input), { abortSignal }));
-        // An answer whose entries cannot be matched to the reads fails them all, and over like a 5xx;
-        // a bad entry of a well-formed answer fails its own secret's reads only (below).
-        const problem = batchAnswerProblem(answer);
-        if (problem) throw malformed(`reading ${ids.length} secrets in ${target.region}`, problem);
-        return answer;
-      });
-    } catch (err) {
-      if (isTransient(err)) {
-        const error = describeAwsError(err, this.where(caller, `reading ${ids.length} secrets`));
-        for (const p of pending) p.reject(error);
-        return;
-      }
-      // Roles often may GetSecretValue but not BatchGetSecretValue; single reads give each object its own cause.
-      this.logger.debug({ cause: (err as Error).name }, 'BatchGetSecretValue refused; reading the secrets one by one');
-      await Promise.all(pending.map((p) => this.#readOne(caller, p)));
-      return;
-    }
+        const command = new this.sm.BatchGetSecretValueCommand({ SecretIdList: ids.map((id) => inRegion(id, target.region)) });
+        return this.aws.send(pending.map((p) => p.item.signal), (abortSignal) => client.send(command, { abortSignal }));
+      },
+      // A bad entry of a well-formed answer fails its own secret's reads only (below).
+      problemOf: batchAnswerProblem,
+      // Roles often may GetSecretValue but not BatchGetSecretValue: each object gets its own cause.
+      oneByOne: () => Promise.all(pending.map((p) => this.#readOne(caller, p))),
+    });
+    if (!done) return;
+    const { answer: out, region } = done;
     const leftOver: Pending[] = [];
     for (const p of pending) {
       const wanted = [p.item.secretId, inRegion(p.item.secretId, region)];

@@ -2,6 +2,7 @@ import { ProviderError } from '../errors.js';
 import { Secret } from '../secret.js';
 import { isPlainObject } from '../util.js';
 import type { Identity, PodToken } from '../identity.js';
+import { podNameRules, type MountInput } from '../mount/input.js';
 
 /** The Mount request as it arrives over gRPC (proto-loader's camelCase). */
 export interface MountRequestMessage {
@@ -9,17 +10,6 @@ export interface MountRequestMessage {
   readonly secrets: string;
   readonly targetPath: string;
   readonly permission: string;
-}
-
-export interface MountInput {
-  readonly identity: Identity;
-  readonly className?: string;
-  /** Class parameters (volume attributes that are not the driver's own keys). */
-  readonly parameters: ReadonlyMap<string, string>;
-  readonly tokens: ReadonlyMap<string, PodToken>;
-  readonly secrets: ReadonlyMap<string, Secret<string>>;
-  /** Default file mode, 0..0o777. */
-  readonly defaultMode: number;
 }
 
 const podKeys = {
@@ -33,13 +23,16 @@ const driverKeyPrefix = 'csi.storage.k8s.io/';
 const classKey = 'secretProviderClass';
 const maxFieldBytes = 1024 * 1024;
 
-/** Parses the untrusted request strings into a typed MountInput. Messages never quote input. */
+/**
+ * Parses the driver's untrusted request strings into the pipeline's typed MountInput: the first
+ * step of every Mount the gRPC server serves. Messages never quote input.
+ */
 export function parseMountRequest(request: MountRequestMessage): MountInput {
   const attributes = parseStringMap(request.attributes, 'attributes', false);
   const secrets = parseStringMap(request.secrets, 'secrets', true);
   const identity: Identity = {
-    namespace: requireName(attributes, podKeys.namespace, dnsLabel),
-    serviceAccount: requireName(attributes, podKeys.serviceAccount, dnsSubdomain),
+    namespace: requireName(attributes, podKeys.namespace, podNameRules.namespace),
+    serviceAccount: requireName(attributes, podKeys.serviceAccount, podNameRules.serviceAccount),
     podName: attributes.get(podKeys.name) ?? '',
     podUid: attributes.get(podKeys.uid) ?? '',
   };
@@ -73,9 +66,6 @@ function parseStringMap(text: string, field: string, nullable: boolean): Map<str
   }
   return out;
 }
-
-const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const dnsSubdomain = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Pod names feed access rules and store logins, so they must be real Kubernetes names. */
 function requireName(attributes: Map<string, string>, key: string, rule: RegExp): string {
@@ -111,7 +101,7 @@ function parsePermission(text: string): number {
 }
 
 /** JSON.parse whose failure message never quotes the input (it can be a token). */
-export function parseJson(text: string, field: string): unknown {
+function parseJson(text: string, field: string): unknown {
   try {
     return JSON.parse(text);
   } catch {

@@ -1,0 +1,184 @@
+import type * as K8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { ProviderError } from '../../errors.js';
+import { duration } from '../../schema.js';
+import { fieldsContent } from '../kit/content.js';
+import type { BackendDefinition, FetchResult, StoreBackend } from '../types.js';
+import { createApiClient, requestAuth, type ApiClient } from './client.js';
+import { classifyFailure, describeTarget, type CallScope, type ObjectKind, type Target } from './errors.js';
+
+const options = z
+  .strictObject({
+    identity: z
+      .enum(['pod', 'provider'])
+      .default('pod')
+      .describe(
+        '`pod` reads with the pod\'s own token (its RBAC applies); `provider` with the provider\'s own credentials, which needs access rules that restrict namespaces.',
+      ),
+    audience: z.string().default('').describe('Audience of the pod token to present; `""` is the API server\'s own.'),
+    kubeconfig: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A kubeconfig file for a remote cluster (or a laptop); the in-cluster config when absent.'),
+    context: z.string().min(1).optional().describe('The kubeconfig context to use instead of its current-context (needs kubeconfig).'),
+    timeout: duration
+      .refine((ms) => ms > 0, 'must be above zero')
+      .default(10_000)
+      .describe('Budget of one read.'),
+  });
+
+type Options = z.infer<typeof options>;
+
+export const kubernetesObjectFields = z.strictObject({
+  kind: z.enum(['secret', 'configmap']).default('secret').describe('Read a Secret or a ConfigMap.'),
+});
+
+type Spec = z.infer<typeof kubernetesObjectFields>;
+
+/** Reads Secrets and ConfigMaps from a Kubernetes API server, as the pod (its RBAC decides) or as the provider. */
+export const kubernetesBackend: BackendDefinition<Options, Spec> = {
+  kind: 'kubernetes',
+  options,
+  objectFields: kubernetesObjectFields,
+  audiences: (opts) => (opts.identity === 'pod' ? [opts.audience] : []),
+  docs: {
+    summary: 'Secrets and ConfigMaps of a Kubernetes API server, read with the pod\'s own token (its RBAC decides) or the provider\'s.',
+    guide: '[docs/kubernetes.md](kubernetes.md)',
+    ref: '`NAME` (in the pod\'s namespace) or `NAMESPACE/NAME`.',
+  },
+  checkStore({ options: opts, restrictsNamespaces }) {
+    const problems: string[] = [];
+    if (opts.context !== undefined && opts.kubeconfig === undefined) problems.push('context: context needs kubeconfig');
+    if (opts.identity === 'provider' && !restrictsNamespaces) {
+      problems.push('identity: "provider" reads with the provider\'s own rights, so the store needs access rules that restrict namespaces');
+    }
+    return problems;
+  },
+  async create({ name, options: opts }, { baseDir, logger }) {
+    const client = await createApiClient(opts, baseDir);
+    logger.debug(
+      { server: client.origin, identity: opts.identity, source: opts.kubeconfig === undefined ? 'in-cluster' : 'kubeconfig', context: opts.context },
+      'Kubernetes store ready',
+    );
+    return createStore(name, opts, client, logger);
+  },
+};
+
+function createStore(name: string, opts: Options, client: ApiClient, logger: Logger): StoreBackend<Spec> {
+  return {
+    name,
+    async fetch({ ref, version, spec }, ctx) {
+      if (version !== undefined) {
+        throw new ProviderError('InvalidArgument', 'the kubernetes store serves only the current object; remove version');
+      }
+      const target = parseRef(ref, spec.kind, ctx.identity.namespace);
+      // The token is checked before any request so that a missing or expired one never reaches the server.
+      const authorization = opts.identity === 'pod' ? `Bearer ${ctx.tokenFor(opts.audience)}` : undefined;
+      const scope: CallScope = {
+        k8s: client.k8s,
+        target,
+        ctx,
+        identity: opts.identity,
+        audience: opts.audience,
+        timeoutMs: opts.timeout,
+        storeName: name,
+        logger,
+      };
+      return readOnce(client, authorization, scope);
+    },
+    async close() {
+      client.agent.destroy();
+    },
+  };
+}
+
+/**
+ * One attempt within the store timeout and the Mount's signal. Retries belong to the shared store
+ * guard; this only classifies the failure (a TLS verification failure is not worth retrying).
+ */
+async function readOnce(client: ApiClient, authorization: string | undefined, scope: CallScope): Promise<FetchResult> {
+  const timeout = AbortSignal.timeout(scope.timeoutMs);
+  const started = performance.now();
+  const object = describeTarget(scope.target);
+  const log = { object, identity: scope.identity };
+  try {
+    const found = await readObject(client.api, scope.target, requestAuth(client, authorization, AbortSignal.any([scope.ctx.signal, timeout])));
+    const result = toFetchResult(scope.target.kind, found);
+    scope.logger.debug({ ...log, resourceVersion: result.version, ms: Math.round(performance.now() - started) }, 'read a Kubernetes object');
+    return result;
+  } catch (err) {
+    const failure = classifyFailure(err, scope, timeout);
+    scope.logger.debug(
+      { ...log, code: failure.code, transient: failure.transient, ms: Math.round(performance.now() - started), cause: failure.message },
+      'reading a Kubernetes object failed',
+    );
+    throw failure;
+  }
+}
+
+async function readObject(api: K8s.CoreV1Api, { kind, namespace, name }: Target, call: K8s.ConfigurationOptions): Promise<K8s.V1Secret | K8s.V1ConfigMap> {
+  switch (kind) {
+    case 'secret':
+      return api.readNamespacedSecret({ namespace, name }, call);
+    case 'configmap':
+      return api.readNamespacedConfigMap({ namespace, name }, call);
+  }
+}
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function isDnsSubdomain(value: string): boolean {
+  return value.length <= 253 && value.split('.').every((label) => dnsLabel.test(label));
+}
+
+/** `NAME` (the pod's namespace) or `NAMESPACE/NAME`. */
+function parseRef(ref: string, kind: ObjectKind, podNamespace: string): Target {
+  const parts = ref.split('/');
+  const [namespace, name] = parts.length === 1 ? [podNamespace, parts[0]!] : [parts[0]!, parts[1] ?? ''];
+  if (parts.length > 2 || !dnsLabel.test(namespace) || !isDnsSubdomain(name)) {
+    throw new ProviderError(
+      'InvalidArgument',
+      'ref must be NAME or NAMESPACE/NAME, with a DNS-1123 label as namespace and a DNS-1123 subdomain as name',
+    );
+  }
+  return { kind, namespace, name };
+}
+
+function toFetchResult(kind: ObjectKind, object: K8s.V1Secret | K8s.V1ConfigMap): FetchResult {
+  const fields = kind === 'secret' ? secretFields(object as K8s.V1Secret) : configMapFields(object as K8s.V1ConfigMap);
+  return { content: fieldsContent(fields), version: object.metadata?.resourceVersion };
+}
+
+function secretFields(secret: K8s.V1Secret): Record<string, Buffer> {
+  return Object.fromEntries(Object.entries(stringMap(secret.data, 'data')).map(([key, value]) => [key, decodeBase64(value, key)]));
+}
+
+function configMapFields(configMap: K8s.V1ConfigMap): Record<string, Buffer> {
+  return Object.fromEntries([
+    ...Object.entries(stringMap(configMap.data, 'data')).map(([key, value]) => [key, Buffer.from(value, 'utf8')] as const),
+    ...Object.entries(stringMap(configMap.binaryData, 'binaryData')).map(([key, value]) => [key, decodeBase64(value, key)] as const),
+  ]);
+}
+
+/**
+ * client-node does not check value types: a map of non-strings used to crash the decoding with a
+ * TypeError (Internal). Found by fault injection (test/faults, wrong-shape JSON); it is a malformed answer.
+ */
+function stringMap(value: unknown, field: string): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw new ProviderError('Unavailable', `the API server sent a malformed answer (${field} is not a map of strings)`);
+  }
+  return value as Record<string, string>;
+}
+
+/** Node's base64 decoder skips invalid characters; a round trip catches a corrupted value instead. */
+function decodeBase64(value: string, key: string): Buffer {
+  const bytes = Buffer.from(value, 'base64');
+  if (bytes.toString('base64') !== value) {
+    throw new ProviderError('Unavailable', `the API server sent a malformed answer (key ${JSON.stringify(key)} is not valid base64)`);
+  }
+  return bytes;
+}
