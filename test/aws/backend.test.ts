@@ -11,8 +11,8 @@ import {
   checkAwsStore,
   parameterStoreObjectFields,
   secretsManagerObjectFields,
-  sessionNameFor,
 } from '../../src/backends/aws/index.js';
+import { sessionNameFor } from '../../src/backends/aws/credentials.js';
 import { parseOrThrow } from '../../src/schema.js';
 import type { FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
 import { ProviderError } from '../../src/errors.js';

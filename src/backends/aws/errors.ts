@@ -1,4 +1,4 @@
-import { isServerError, isThrottlingError, isTransientError } from '@smithy/service-error-classification';
+import type * as Classification from '@smithy/service-error-classification';
 import { ProviderError, type ErrorCode } from '../../errors.js';
 import { quoteStoreText } from '../kit/redact.js';
 import { isNetworkCode } from '../kit/transient.js';
@@ -75,11 +75,23 @@ function isTimeout(err: unknown): boolean {
   return e.name === 'TimeoutError' || e.code === 'ETIMEDOUT';
 }
 
+/**
+ * The SDK's classification, loaded with the first AWS store (`loadErrorClassification`) like the
+ * SDK itself: a provider without AWS stores never loads it.
+ */
+let classification: typeof Classification | undefined;
+
+export async function loadErrorClassification(): Promise<void> {
+  classification ??= await import('@smithy/service-error-classification');
+}
+
 /** An SDK failure another call may cure: throttled, 5xx, timed out, disconnected or garbled. */
 function isRetryable(err: unknown): boolean {
   if (err === null || typeof err !== 'object' || err instanceof ProviderError) return false;
   const e = asSdkError(err);
   if (isAbort(err) || e.name === answerTooLarge) return false;
+  if (!classification) throw new ProviderError('Internal', 'the AWS error classification was not loaded');
+  const { isServerError, isThrottlingError, isTransientError } = classification;
   const sdk = err as Parameters<typeof isTransientError>[0];
   return (
     isThrottlingError(sdk) ||

@@ -1,28 +1,29 @@
 import type { BackendDefinition } from '../types.js';
-import type { AwsStoreOptions } from './options.js';
-import { ParameterStore, parameterStoreObjectFields, type ParameterStoreObjectSpec } from './parameter-store.js';
-import { SecretsManagerStore, secretsManagerObjectFields, type SecretsManagerObjectSpec } from './secrets-manager.js';
-import { awsDocs, defineAwsBackend } from './store.js';
+import { awsDocs, parameterStoreObjectFields, secretsManagerObjectFields, type ParameterStoreObjectSpec, type SecretsManagerObjectSpec } from './fields.js';
+import { awsAudiences, awsStoreOptions, checkAwsStore, type AwsStoreOptions } from './options.js';
+import { createParameterStore, createSecretsManagerStore } from './runtime.js';
 
 export { awsStoreOptions, checkAwsStore, type AwsStoreOptions } from './options.js';
-export { sessionNameFor } from './credentials.js';
 export { parameterStoreObjectFields, secretsManagerObjectFields, type ParameterStoreObjectSpec, type SecretsManagerObjectSpec };
 
-/** The AWS kinds; each loads its service's SDK only when a store of it exists. */
-export const awsSecretsManagerBackend: BackendDefinition<AwsStoreOptions, SecretsManagerObjectSpec> = defineAwsBackend(
-  'aws-secrets-manager',
-  secretsManagerObjectFields,
-  awsDocs('AWS Secrets Manager', 'A secret name or ARN.'),
-  () => import('@aws-sdk/client-secrets-manager'),
-  (sdk, parts) => new SecretsManagerStore(sdk, parts),
-);
+/** What both AWS kinds share; the SDK, its credential providers and its error rules load with the first store. */
+const awsKind = { options: awsStoreOptions, audiences: awsAudiences, checkStore: checkAwsStore } as const;
 
-const parameterRef = 'A parameter name or ARN, with an optional `:version` or `:label`; a path ending in `/` reads every parameter under it.';
+export const awsSecretsManagerBackend: BackendDefinition<AwsStoreOptions, SecretsManagerObjectSpec> = {
+  kind: 'aws-secrets-manager',
+  ...awsKind,
+  objectFields: secretsManagerObjectFields,
+  docs: awsDocs('AWS Secrets Manager', 'A secret name or ARN.'),
+  create: createSecretsManagerStore,
+};
 
-export const awsParameterStoreBackend: BackendDefinition<AwsStoreOptions, ParameterStoreObjectSpec> = defineAwsBackend(
-  'aws-parameter-store',
-  parameterStoreObjectFields,
-  awsDocs('AWS Systems Manager Parameter Store', parameterRef),
-  () => import('@aws-sdk/client-ssm'),
-  (sdk, parts) => new ParameterStore(sdk, parts),
-);
+export const awsParameterStoreBackend: BackendDefinition<AwsStoreOptions, ParameterStoreObjectSpec> = {
+  kind: 'aws-parameter-store',
+  ...awsKind,
+  objectFields: parameterStoreObjectFields,
+  docs: awsDocs(
+    'AWS Systems Manager Parameter Store',
+    'A parameter name or ARN, with an optional `:version` or `:label`; a path ending in `/` reads every parameter under it.',
+  ),
+  create: createParameterStore,
+};

@@ -1,5 +1,4 @@
 import type * as Ssm from '@aws-sdk/client-ssm';
-import { z } from 'zod';
 import { raceSignal } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
 import { describeAwsError, itemError, malformedAnswer, awsCancelled } from './errors.js';
@@ -7,18 +6,11 @@ import type { AwsCaller, AwsCredentials } from './credentials.js';
 import type { AwsTarget } from './client.js';
 import type { PendingRead } from './batch.js';
 import { BatchingAwsStore, inRegion, type AwsParts } from './store.js';
+import type { ParameterStoreObjectSpec } from './fields.js';
 import { isObject, listProblem, shapeOf } from '../kit/json-shape.js';
 import { bytesContent, fieldsContent } from '../kit/content.js';
 import type { FetchContext, FetchRequest, FetchResult } from '../types.js';
 
-export const parameterStoreObjectFields = z.strictObject({
-  recursive: z
-    .boolean()
-    .default(false)
-    .describe('For a path ref (ending in `/`): include parameters in nested paths too.'),
-});
-
-export type ParameterStoreObjectSpec = z.infer<typeof parameterStoreObjectFields>;
 
 const service = 'AWS Systems Manager Parameter Store';
 /** GetParameters takes at most 10 names per call. */

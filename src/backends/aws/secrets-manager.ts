@@ -1,5 +1,4 @@
 import type * as Sm from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
 import { raceSignal } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
 import { describeAwsError, itemError, malformedAnswer, awsCancelled } from './errors.js';
@@ -9,17 +8,8 @@ import { BatchingAwsStore, inRegion, type AwsParts } from './store.js';
 import { listProblem, shapeOf, stringProblem } from '../kit/json-shape.js';
 import { bytesContent } from '../kit/content.js';
 import type { FetchContext, FetchRequest, FetchResult } from '../types.js';
+import type { SecretsManagerObjectSpec } from './fields.js';
 
-export const secretsManagerObjectFields = z.strictObject({
-  versionStage: z
-    .string()
-    .min(1)
-    .max(256)
-    .optional()
-    .describe('Staging label to read (`AWSCURRENT` when neither it nor `version` is set).'),
-});
-
-export type SecretsManagerObjectSpec = z.infer<typeof secretsManagerObjectFields>;
 
 const service = 'AWS Secrets Manager';
 const currentStage = 'AWSCURRENT';

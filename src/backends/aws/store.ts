@@ -1,11 +1,10 @@
 import type { Logger } from 'pino';
-import type { z } from 'zod';
-import type { BackendDefinition, BackendDocs, FetchContext, FetchRequest, FetchResult, StoreBackend } from '../types.js';
+import type { BackendDeps, FetchContext, FetchRequest, FetchResult, StoreBackend, StoreSettings } from '../types.js';
 import { MicroBatcher, type PendingRead } from './batch.js';
 import { AwsAccess, type AwsTarget } from './client.js';
 import { createCallers, type AwsCaller, type AwsCredentials, type Callers } from './credentials.js';
-import { describeAwsError, errorName, failsWholeBatch, malformedAnswer, type ErrorContext } from './errors.js';
-import { awsAudiences, awsStoreOptions, checkAwsStore, type AwsStoreOptions } from './options.js';
+import { describeAwsError, errorName, failsWholeBatch, loadErrorClassification, malformedAnswer, type ErrorContext } from './errors.js';
+import type { AwsStoreOptions } from './options.js';
 import { loadCredentialSources } from './sources.js';
 
 /** What a store of either AWS kind is made of. */
@@ -21,28 +20,23 @@ export interface AwsParts {
  * loads the service's SDK (and the credential provider its auth method uses) only when such a
  * store exists.
  */
-export function defineAwsBackend<Sdk, Spec>(
+/** Builds a store of an AWS kind: its SDK, and STS or the Pod Identity provider only when its auth uses them. */
+export async function createAwsStore<Sdk, Spec>(
   kind: string,
-  objectFields: z.ZodType<Spec>,
-  docs: BackendDocs,
+  { name, options }: StoreSettings<AwsStoreOptions>,
+  { logger, now }: BackendDeps,
   loadSdk: () => Promise<Sdk>,
   makeStore: (sdk: Sdk, parts: AwsParts) => StoreBackend<Spec>,
-): BackendDefinition<AwsStoreOptions, Spec> {
-  return {
-    kind,
-    options: awsStoreOptions,
-    objectFields,
-    audiences: awsAudiences,
-    docs,
-    checkStore: checkAwsStore,
-    async create({ name, options }, { logger, now }) {
-      // The logger is already bound to the store's name.
-      const log = logger.child({ backend: kind });
-      const aws = new AwsAccess(options, log);
-      const [sdk, sources] = await Promise.all([loadSdk(), loadCredentialSources(options, { logger: log, client: aws.shared, sdkLogger: aws.sdkLogger })]);
-      return makeStore(sdk, { name, aws, callers: createCallers(options, sources, now), logger: log });
-    },
-  };
+): Promise<StoreBackend<Spec>> {
+  // The logger is already bound to the store's name.
+  const log = logger.child({ backend: kind });
+  const aws = new AwsAccess(options, log);
+  const [sdk, sources] = await Promise.all([
+    loadSdk(),
+    loadCredentialSources(options, { logger: log, client: aws.shared, sdkLogger: aws.sdkLogger }),
+    loadErrorClassification(),
+  ]);
+  return makeStore(sdk, { name, aws, callers: createCallers(options, sources, now), logger: log });
 }
 
 /**
@@ -119,10 +113,6 @@ export abstract class BatchingAwsStore<Spec, Read> implements StoreBackend<Spec>
 }
 
 /** How the reference docs present an AWS kind. */
-export function awsDocs(service: string, ref: string): BackendDocs {
-  return { summary: `${service}, read as the pod through IRSA or EKS Pod Identity, with an optional failover region.`, guide: '[docs/aws.md](aws.md)', ref };
-}
-
 /** Rewrites the region of an ARN (replicated secrets keep their ARN but for the region); names pass as they are. */
 export function inRegion(ref: string, region: string): string {
   return ref.replace(/^(arn:aws[a-z-]*:[a-z]+:)[a-z0-9-]+(:)/, `$1${region}$2`);
