@@ -4,7 +4,6 @@ import { resolve } from 'node:path';
 import type * as K8s from '@kubernetes/client-node';
 import { ProviderError } from '../../errors.js';
 import { defaultMaxAnswerBytes, readCapped } from '../kit/http.js';
-import { describeCause } from './errors.js';
 
 export type Client = typeof import('../../vendor/client-node.js');
 
@@ -167,4 +166,11 @@ export function requestAuth(client: ApiClient, authorization: string | undefined
     },
   };
   return { authMethods: { default: auth } };
+}
+
+/** Names a foreign error by its code or class only: its message may quote paths or content. */
+export function describeCause(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return code;
+  return err instanceof Error ? err.constructor.name : typeof err;
 }

@@ -5,7 +5,7 @@ import { ProviderError, type ErrorCode } from '../../errors.js';
 import { tlsVerificationErrors } from '../kit/tls.js';
 import { isNetworkCode, parseRetryAfter } from '../kit/transient.js';
 import type { FetchContext } from '../types.js';
-import type { Client, ReadIdentity } from './client.js';
+import { describeCause, type Client, type ReadIdentity } from './client.js';
 
 export type ObjectKind = 'secret' | 'configmap';
 
@@ -124,9 +124,3 @@ function describeActor({ ctx, identity, storeName }: CallScope): string {
   return identity === 'pod' ? pod : `the provider's identity of store ${JSON.stringify(storeName)} (for ${pod})`;
 }
 
-/** Names a foreign error by its code or class only: its message may quote paths or content. */
-export function describeCause(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') return code;
-  return err instanceof Error ? err.constructor.name : typeof err;
-}
