@@ -8,6 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { packageRoot, runtimeVersion } from '../src/package-info.js';
 import { createDriverClient, driverRequest, type DriverClient, type MountRequest } from '../test/helpers/driver-client.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../test/servers/kubernetes.js';
+import { measureFind } from './find.js';
+import { measureFootprint } from './footprint.js';
 
 /**
  * `npm run bench`: the built provider in its own process on a real Unix socket, driven by this
@@ -16,8 +18,8 @@ import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServe
  */
 const smoke = process.argv.includes('--smoke');
 const counts = smoke
-  ? { overhead: 100, leakTotal: 400, leakFirst: 100, fanoutRounds: 2 }
-  : { overhead: 4000, leakTotal: 100_000, leakFirst: 10_000, fanoutRounds: 7 };
+  ? { overhead: 100, leakTotal: 400, leakFirst: 100, fanoutRounds: 2, fairBurstPods: 10 }
+  : { overhead: 4000, leakTotal: 100_000, leakFirst: 10_000, fanoutRounds: 7, fairBurstPods: 60 };
 
 interface LatencyStats {
   p50: number;
@@ -60,7 +62,10 @@ async function runAll(dir: string, api: KubernetesTestServer) {
       const peakRss = readRss(provider.pid!, 'VmHWM');
       const fanout = await measureFanout(client, api);
       const amplification = await measureAmplification(client, api);
+      const find = await measureFind(client, api, { store: 'amp' });
+      const fairness = await measureFairness(client, api, startup.address);
       const lean = await measureLean(dir);
+      const footprint = await measureFootprint({ dir, api, nodeFlags: daemonSetNodeFlags, start: startProvider, readRss: (pid) => readRss(pid, 'VmRSS') });
       return {
         machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
         provider: runtimeVersion,
@@ -71,6 +76,9 @@ async function runAll(dir: string, api: KubernetesTestServer) {
         overhead,
         fanout,
         amplification,
+        find,
+        fairness,
+        footprint,
       };
     } finally {
       baseline.client.close();
@@ -93,6 +101,12 @@ async function setUpStores(dir: string, api: KubernetesTestServer) {
   for (let i = 0; i < 20; i++) api.putSecret({ namespace: 'bench', name: `slow${i}`, data: { v: `v${i}` } });
   for (let i = 0; i < 20; i++) api.putSecret({ namespace: 'bench', name: `amp${i}`, data: { v: `v${i}` } });
   for (let i = 0; i < 10; i++) api.allow({ subject: serviceAccountUser('bench', `sa${i}`), namespace: 'bench', resource: 'secrets' });
+  for (let pod = 0; pod < counts.fairBurstPods; pod++) {
+    for (let j = 0; j < 10; j++) api.putSecret({ namespace: 'noisy', name: `p${pod}-s${j}`, data: { v: `v${j}` } });
+  }
+  for (const ns of ['noisy', 'quiet']) for (let j = 0; j < 10; j++) api.putSecret({ namespace: ns, name: `q${j}`, data: { v: `v${j}` } });
+  api.allow({ subject: serviceAccountUser('noisy', 'deployer'), namespace: 'noisy', resource: 'secrets' });
+  api.allow({ subject: serviceAccountUser('quiet', 'web'), namespace: 'quiet', resource: 'secrets' });
   await api.writeKubeconfig(join(dir, 'kubeconfig'));
   await writeFile(
     join(dir, 'config.yaml'),
@@ -101,6 +115,7 @@ stores:
   - {name: files, backend: file, root: ./secrets, cache: {ttl: 1h}}
   - {name: slow, backend: kubernetes, kubeconfig: ./kubeconfig, cache: {ttl: 0}, concurrency: 32}
   - {name: amp, backend: kubernetes, kubeconfig: ./kubeconfig, cache: {ttl: 1h}}
+  - {name: fair, backend: kubernetes, kubeconfig: ./kubeconfig, cache: {ttl: 0}}
 `,
   );
 }
@@ -123,7 +138,7 @@ async function startProvider(dir: string, config = 'config.yaml', nodeFlags: str
     proc.once('exit', () => reject(new Error(`provider exited: ${output}`)));
   });
   while ((await fetch(`http://${address}/readyz`).catch(() => undefined))?.status !== 200) await sleep(2);
-  return { proc, readyMs: Math.round(performance.now() - started) };
+  return { proc, address, readyMs: Math.round(performance.now() - started) };
 }
 
 async function startBaseline(dir: string, files: Array<{ path: string; mode: number; contents: Buffer }>) {
@@ -238,9 +253,49 @@ async function measureLeak(client: DriverClient, pid: number) {
   return { afterFirstMounts: afterFirst, afterAllMounts: atEnd, mounts: counts.leakTotal, growthPercent: round(((atEnd - afterFirst) / afterFirst) * 100) };
 }
 
-function podFor(api: KubernetesTestServer, serviceAccount: string, podName = 'bench') {
-  const { token, expiresAt } = api.issueToken({ namespace: 'bench', serviceAccount, expiresInSeconds: 3600 });
-  return { namespace: 'bench', serviceAccount, podName, tokens: { '': { token, expirationTimestamp: new Date(expiresAt).toISOString() } } };
+/**
+ * Issue #17's scenario on the `fair` store (defaults: concurrency 16, fairness maxShare 0.75), every
+ * secret read taking 100 ms: a 10-object pod of namespace `quiet` alone, then during a burst of 60
+ * pods (10 in smoke runs) x 10 objects of namespace `noisy`. First-in-first-out is the same run with
+ * the quiet pod in the burst's namespace and service account: one lane of the fair queue, which is
+ * served in order.
+ */
+async function measureFairness(client: DriverClient, api: KubernetesTestServer, httpAddress: string) {
+  const storeLoads = async () => Number(/usp_cache_misses_total\{store="fair"\} (\d+)/.exec(await (await fetch(`http://${httpAddress}/metrics`)).text())?.[1] ?? 0);
+  const objects = (names: string[]) => names.map((name, i) => `- {name: f${i}, store: fair, ref: ${name}, key: v}`).join('\n');
+  const quietNames = Array.from({ length: 10 }, (_, j) => `q${j}`);
+  const timed = async (request: MountRequest) => {
+    const t = performance.now();
+    await client.mount(request);
+    return performance.now() - t;
+  };
+  api.inject({ kind: 'latency', ms: 100 }, { times: Infinity, match: '/secrets/' });
+  try {
+    const quiet = driverRequest(objects(quietNames), podFor(api, 'web', 'quiet-0', 'quiet'));
+    const aloneMs = [await timed(quiet), await timed(quiet), await timed(quiet)].sort((a, b) => a - b)[1]!;
+    const burst = async (quietPod: MountRequest) => {
+      const loadsBefore = await storeLoads();
+      const started = performance.now();
+      const pods = Array.from({ length: counts.fairBurstPods }, (_, pod) =>
+        client.mount(driverRequest(objects(quietNames.map((_, j) => `p${pod}-s${j}`)), podFor(api, 'deployer', `noisy-${pod}`, 'noisy'))),
+      );
+      // The quiet pod starts once every call of the burst has reached the store's queue, as in the issue.
+      while ((await storeLoads()) < loadsBefore + counts.fairBurstPods * 10) await sleep(5);
+      const quietMs = await timed(quietPod);
+      await Promise.all(pods);
+      return { quietMs: round(quietMs), burstMs: round(performance.now() - started) };
+    };
+    const fair = await burst(quiet);
+    const fifo = await burst(driverRequest(objects(quietNames), podFor(api, 'deployer', 'quiet-0', 'noisy')));
+    return { quietAloneMs: round(aloneMs), fair, fifo, quietRatio: round(fair.quietMs / aloneMs), burstRatio: round(fair.burstMs / fifo.burstMs) };
+  } finally {
+    api.faults.clear();
+  }
+}
+
+function podFor(api: KubernetesTestServer, serviceAccount: string, podName = 'bench', namespace = 'bench') {
+  const { token, expiresAt } = api.issueToken({ namespace, serviceAccount, expiresInSeconds: 3600 });
+  return { namespace, serviceAccount, podName, tokens: { '': { token, expirationTimestamp: new Date(expiresAt).toISOString() } } };
 }
 
 function readRss(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -269,12 +324,24 @@ function formatResults(r: Awaited<ReturnType<typeof runAll>>): string {
     '',
     `fan-out: cold 1-object Mount ${r.fanout.oneObjectMs} ms, cold 20-object Mount ${r.fanout.twentyObjectsMs} ms (ratio ${r.fanout.ratio}; 50 ms per store call)`,
     `amplification: 100 concurrent Mounts x 10 objects: one identity ${r.amplification.oneIdentityCalls} store calls, ten identities ${r.amplification.tenIdentitiesCalls}`,
+    `find: ${r.find.mounts} concurrent Mounts by one identity of a find over ${r.find.secrets} Secrets: ${r.find.listCalls} listing calls, ${r.find.readCalls} single reads, ${r.find.filesPerMount} files each`,
+    `fairness (${counts.fairBurstPods} pods x 10 objects of one namespace, 100 ms per store call, concurrency 16): a 10-object Mount of another namespace ${r.fairness.fair.quietMs} ms (alone ${r.fairness.quietAloneMs} ms, ${r.fairness.quietRatio}x; first-in-first-out ${r.fairness.fifo.quietMs} ms); the burst ${r.fairness.fair.burstMs} ms (first-in-first-out ${r.fairness.fifo.burstMs} ms, ${r.fairness.burstRatio}x)`,
     `memory (default V8 flags, Kubernetes client loaded): idle ${r.memoryMiB.idle} MiB, peak ${r.memoryMiB.peakUnder128} MiB`,
     `startup: ${r.startupMs} ms from process start to /readyz ready`,
+    ...formatFootprint(r.footprint),
     `file stores only, ${r.lean.nodeFlags} (the DaemonSet's): startup ${r.lean.startupMs} ms, idle ${r.lean.idleMiB} MiB, peak ${r.lean.peakUnder128MiB} MiB at 128 concurrent Mounts (${r.lean.perSecondAt128}/s); RSS ${r.lean.leak.afterFirstMounts} MiB after ${counts.leakFirst} Mounts, ${r.lean.leak.afterAllMounts} MiB after ${r.lean.leak.mounts} (${r.lean.leak.growthPercent}%)`,
     '',
   ];
   return lines.join('\n');
+}
+
+function formatFootprint(f: Awaited<ReturnType<typeof measureFootprint>>): string[] {
+  return [
+    `footprint by store kind (${f.nodeFlags}; a file store plus one store of the kind; RSS MiB, added over file stores only):`,
+    'kind                  idle    added  after one Mount  added',
+    ...f.rows.map((r) => `${r.kind.padEnd(20)}  ${String(r.idleMiB).padEnd(6)}  ${String(r.addedIdleMiB).padEnd(5)}  ${String(r.afterMountMiB).padEnd(15)}  ${r.addedAfterMountMiB}`),
+    `every kind configured: idle ${f.every.idleMiB} MiB, after one Mount per kind ${f.every.afterMountMiB} MiB`,
+  ];
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;

@@ -20,7 +20,7 @@ commands:
   render     run a SecretProviderClass through the pipeline locally and show the files
   validate   check a provider config and a SecretProviderClass offline
   mount      send a driver-like Mount to a running provider
-  migrate    convert a vault or aws SecretProviderClass into one for this provider
+  migrate    convert a vault, aws, azure or gcp SecretProviderClass into one for this provider
   schema     print the JSON Schema of the provider config (for editors)
 
 ${serveUsage}

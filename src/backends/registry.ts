@@ -1,5 +1,7 @@
 import { awsParameterStoreBackend, awsSecretsManagerBackend } from './aws/index.js';
+import { azureKeyVaultBackend } from './azure/index.js';
 import { fileBackend } from './file.js';
+import { gcpSecretManagerBackend } from './gcp/index.js';
 import { kubernetesBackend } from './kubernetes/index.js';
 import { vaultBackend } from './vault/index.js';
 import type { BackendDefinition } from './types.js';
@@ -14,6 +16,8 @@ export const backendDefinitions: readonly BackendDefinition[] = [
   vaultBackend,
   awsSecretsManagerBackend,
   awsParameterStoreBackend,
+  azureKeyVaultBackend,
+  gcpSecretManagerBackend,
 ];
 
 export function findBackend(kind: string): BackendDefinition | undefined {

@@ -49,7 +49,41 @@ export interface StoreBackend<Spec = unknown> {
   /** The store's name from the provider config. */
   readonly name: string;
   fetch(request: FetchRequest<Spec>, ctx: FetchContext): Promise<FetchResult>;
+  /**
+   * One page of a listing (a `find` object), as the pod with the store's own list authorisation.
+   * One attempt per page, like `fetch`; the caller pages, retries, caches and applies access
+   * rules. Stores that cannot list leave it out.
+   */
+  list?(request: ListRequest<Spec>, ctx: FetchContext): Promise<ListPage>;
   close(): Promise<void>;
+}
+
+/** What a `find` object selects: refs under a prefix, optionally with labels (tags). */
+export interface ListRequest<Spec> {
+  /** A ref prefix in the store's own ref form; found refs start with it. */
+  readonly prefix: string;
+  /** Also list below the prefix's folder (stores with folders: file, vault, parameter store). */
+  readonly recursive: boolean;
+  /** Labels or tags every match must carry; empty for none. Stores without labels refuse any. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** The store's paging token from the previous page; undefined for the first page. */
+  readonly page?: string;
+  /** Backend-specific object fields of the find object. */
+  readonly spec: Spec;
+}
+
+/** One secret a listing found. */
+export interface ListedSecret {
+  /** The full ref, as `fetch` takes it. */
+  readonly ref: string;
+  /** Present where the list call returns values; otherwise the caller reads the ref with `fetch`. */
+  readonly value?: FetchResult;
+}
+
+export interface ListPage {
+  readonly items: readonly ListedSecret[];
+  /** Token of the next page; undefined on the last. Opaque to the caller and never logged. */
+  readonly next?: string;
 }
 
 export interface BackendDeps {

@@ -4,7 +4,7 @@ import { isPlainObject } from '../util.js';
 // What the vault and aws converters of `usp migrate` share: the result of a conversion and the
 // helpers for the vendors' common formats (the objects list, file modes, boolean parameters).
 
-export type Vendor = 'vault' | 'aws';
+export type Vendor = 'vault' | 'aws' | 'gcp' | 'azure';
 export type Plain = Record<string, unknown>;
 
 /** One object of our class, in the order its fields are written. */

@@ -4,16 +4,18 @@ import { isPlainObject } from '../util.js';
 import { UsageError } from './class-file.js';
 import { parseFlags, requireFlag, type Io } from './flags.js';
 import { convertAws } from './migrate-aws.js';
+import { convertAzure } from './migrate-azure.js';
+import { convertGcp } from './migrate-gcp.js';
 import type { Vendor, VendorClass } from './migrate-conversion.js';
 import { renderClass, renderReport } from './migrate-output.js';
 import { convertVault } from './migrate-vault.js';
 
-export const migrateUsage = `usage: usp migrate --from vault|aws --class VENDOR_SPC.yaml [--store NAME] [--role ARN] [--out FILE]
-Converts a vault-csi-provider or AWS provider SecretProviderClass into one for this provider and
-reports the store entry the provider config needs and anything without an equivalent. The class
-goes to --out (else stdout, with the report on stderr). --store names the store (default vault,
-or aws and aws-ssm); --role fills the IAM role ARN of IRSA stores. Exit: 0 converted (read the
-"needs attention" list), 1 not convertible, 2 usage.
+export const migrateUsage = `usage: usp migrate --from vault|aws|gcp|azure --class VENDOR_SPC.yaml [--store NAME] [--role ARN] [--out FILE]
+Converts a vault-csi-provider, AWS, GCP or Azure provider SecretProviderClass into one for this provider
+and reports the store entry the provider config needs and anything without an equivalent. The
+class goes to --out (else stdout, with the report on stderr). --store names the store (default
+vault, gcp, azure, or aws and aws-ssm); --role fills the IAM role ARN of IRSA stores. Exit: 0 converted
+(read the "needs attention" list), 1 not convertible, 2 usage.
 `;
 
 /** `usp migrate`: a vendor SecretProviderClass in, ours out, plus what the admin must configure. */
@@ -26,7 +28,7 @@ export async function runMigrate(args: string[], io: Io): Promise<number> {
     out: { type: 'string' },
   });
   const from = requireFlag(flags.from, 'from');
-  if (from !== 'vault' && from !== 'aws') throw new UsageError('--from: vault or aws');
+  if (from !== 'vault' && from !== 'aws' && from !== 'gcp' && from !== 'azure') throw new UsageError('--from: vault, aws, gcp or azure');
   const path = requireFlag(flags.class, 'class');
   const store = typeof flags.store === 'string' ? flags.store : undefined;
   if (store !== undefined && !/^[a-z0-9]([-a-z0-9]{0,57}[a-z0-9])?$/.test(store)) {
@@ -36,7 +38,11 @@ export async function runMigrate(args: string[], io: Io): Promise<number> {
   const conversion =
     from === 'vault'
       ? convertVault(vendor.parameters, store ?? 'vault')
-      : convertAws(vendor.parameters, store ?? 'aws', typeof flags.role === 'string' ? flags.role : undefined);
+      : from === 'gcp'
+        ? convertGcp(vendor.parameters, store ?? 'gcp')
+        : from === 'azure'
+          ? convertAzure(vendor.parameters, store ?? 'azure')
+          : convertAws(vendor.parameters, store ?? 'aws', typeof flags.role === 'string' ? flags.role : undefined);
   const name = describeClass(vendor);
   if (conversion.problems.length > 0) {
     io.stderr(`cannot convert ${name}:\n${conversion.problems.map((p) => `  - ${p}\n`).join('')}`);

@@ -12,6 +12,7 @@ import {
   type StoreEntry,
   type BreakerSettings,
   type CacheSettings,
+  type FairnessSettings,
   type RetrySettings,
 } from './schema.js';
 
@@ -27,6 +28,7 @@ export interface StoreConfig {
   readonly concurrency: number;
   readonly retry: RetrySettings;
   readonly breaker: BreakerSettings;
+  readonly fairness: FairnessSettings;
   readonly restrictsNamespaces: boolean;
   /** Canonical text of the whole entry: an unchanged store keeps its clients across reloads. */
   readonly fingerprint: string;
@@ -111,6 +113,7 @@ function toStoreConfig(entry: StoreEntry, raw: unknown, at: string, problems: st
     concurrency: entry.concurrency,
     retry: entry.retry,
     breaker: entry.breaker,
+    fairness: entry.fairness,
     restrictsNamespaces,
     fingerprint: JSON.stringify(raw),
   };

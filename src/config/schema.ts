@@ -56,6 +56,18 @@ export const breakerSettings = z.strictObject({
 });
 export type BreakerSettings = z.infer<typeof breakerSettings>;
 
+export const fairnessSettings = z.strictObject({
+  maxShare: z
+    .number()
+    .gt(0)
+    .max(1)
+    .default(0.75)
+    .describe(
+      "Most of the store's concurrency slots one namespace holds while another namespace's calls wait (at least one slot). Free slots go to waiting namespaces in turn, then to their service accounts; a namespace alone gets every slot. 1 leaves the turns without a cap.",
+    ),
+});
+export type FairnessSettings = z.infer<typeof fairnessSettings>;
+
 /** Fields every store has, whatever its backend. */
 export const storeCommon = z.object({
   name: z
@@ -70,6 +82,9 @@ export const storeCommon = z.object({
   concurrency: z.number().int().positive().max(1024).default(16).describe('Most calls in flight to this store at once.'),
   retry: retrySettings.default(() => retrySettings.parse({})).describe('Retries of transient store failures, bounded by the Mount deadline.'),
   breaker: breakerSettings.default(() => breakerSettings.parse({})).describe('Circuit breaker: fail fast while the store keeps failing.'),
+  fairness: fairnessSettings
+    .default(() => fairnessSettings.parse({}))
+    .describe('How waiting calls share the concurrency slots between namespaces.'),
 });
 
 /** One store entry of a backend kind: the common fields, `backend`, and that kind's options. */

@@ -64,6 +64,7 @@ export function assemble(
   input: MountInput,
   versionKey: Buffer,
   cache: RenderedCache,
+  finds: readonly MountObject[] = [],
 ): MountResult {
   const files: ObjectFile[] = [];
   const objectVersions: ObjectVersion[] = [];
@@ -85,6 +86,7 @@ export function assemble(
       sources.set(file.path, { store: object.store, ref: object.ref, version });
     }
   }
+  if (templates.length > 0) inputs.push(...foundSets(finds, inputs, versionKey));
   for (const { template, file, version } of renderTemplates(templates, inputs, skipped, { defaultMode: input.defaultMode, versionKey })) {
     objectVersions.push({ id: template.name, version });
     files.push(file);
@@ -93,4 +95,20 @@ export function assemble(
   // The driver fails a Mount without versions; all objects may have been optional and missing.
   if (objectVersions.length === 0) objectVersions.push({ id: 'usp/no-objects', version: 'empty' });
   return { files, objectVersions, sources };
+}
+
+const setViews = new WeakMap<MountObject, MountObject>();
+
+/**
+ * Each find object as templates see it: like an expanded object, `objects["NAME"]` iterates over
+ * the files found (keyed by their path under NAME), with a version made of its members'.
+ */
+function foundSets(finds: readonly MountObject[], inputs: readonly TemplateInput[], versionKey: Buffer): TemplateInput[] {
+  return finds.map((find) => {
+    let view = setViews.get(find);
+    if (!view) setViews.set(find, (view = { ...find, expand: 'keys' }));
+    const members = inputs.filter((i) => i.object.foundBy === find);
+    const versions = members.map((m) => `${m.object.name}\0${m.version}`);
+    return { object: view, files: members.flatMap((m) => m.files), version: hmacVersion(versionKey, [], versions) };
+  });
 }

@@ -13,7 +13,7 @@ import type { MountInput } from './input.js';
 import type { MountObject } from './objects.js';
 import { guardOutput, largeResponseBytes } from './output.js';
 import { findDenied } from './policy.js';
-import { resolveObjects } from './resolve.js';
+import { resolveMount } from './find.js';
 
 export interface MountHandlerDeps {
   /** The provider's stores; each Mount holds the state it started with until it ends. */
@@ -61,6 +61,8 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
       const started = performance.now();
       let objectCount = 0;
       let bound: ReturnType<typeof boundSignal> | undefined;
+      // Summed over the Mount's store calls (which run in parallel, so it may exceed durationMs).
+      const waited = { ms: 0 };
       const lease = deps.states.acquire();
       try {
         const { state } = lease;
@@ -77,13 +79,24 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
           signal,
           ...createTokenSource(input.tokens, deps.now),
         };
-        const resolutions = await resolveObjects(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger, keyHmac, deadlineAt });
-        const result = assemble(resolutions, templates, input, state.config.versionKey ?? deps.fallbackVersionKey, rendered);
+        const { resolutions, excluded } = await resolveMount(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger, keyHmac, deadlineAt, waited });
+        const finds = objects.filter((o) => o.find !== undefined);
+        const result = assemble(resolutions, templates, input, state.config.versionKey ?? deps.fallbackVersionKey, rendered, finds);
         const bytes = guardOutput(result.files);
         record(deps, 'ok', 'OK', started, bytes);
         countByStore(resolutions).forEach((n, store) => deps.metrics.objectsServed.inc({ store }, n));
         deps.logger.info(
-          { ...describeCall(input), objects: objectCount, files: result.files.length, bytes, durationMs: elapsed(started), outcome: 'ok' },
+          {
+            ...describeCall(input),
+            objects: objectCount,
+            files: result.files.length,
+            bytes,
+            durationMs: elapsed(started),
+            queueWaitMs: Math.round(waited.ms * 100) / 100,
+            // Found refs the access rules left out: counted, never named.
+            ...(excluded !== undefined && { findExcluded: excluded }),
+            outcome: 'ok',
+          },
           'mount',
         );
         return result;

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { firstLine } from '../util.js';
 import { describeIssues, parseWith } from '../schema.js';
 import { checkDriverPath } from './paths.js';
+import { checkFind, findFields, type FindSelection } from './find-spec.js';
 
 export type Decoding = 'base64' | 'hex';
 
@@ -13,7 +14,12 @@ export interface MountObject {
   /** File path in the mount (a directory when expanded). */
   readonly name: string;
   readonly store: string;
+  /** The ref; for a find object, its prefix. */
   readonly ref: string;
+  /** Set on a find object: the secrets it selects; each found one becomes a file under `name`. */
+  readonly find?: FindSelection;
+  /** Set on the object of one secret a find object found: that find object. */
+  readonly foundBy?: MountObject;
   readonly version?: string;
   readonly key?: string;
   readonly select?: { readonly expression: string; readonly ast: ReturnType<typeof compile> };
@@ -55,7 +61,9 @@ export const commonFields = z.object({
     .string()
     .min(1)
     .max(2048)
-    .describe('The locator in the store; its form is the backend\'s (see `ref` under each backend in docs/reference.md).'),
+    .optional()
+    .describe('The locator in the store; its form is the backend\'s (see `ref` under each backend in docs/reference.md). Required unless find is set.'),
+  find: findFields.optional(),
   version: z
     .union([z.string().min(1), z.number().int().nonnegative()])
     .transform(String)
@@ -146,6 +154,8 @@ function parseObject(entry: unknown, index: number, ctx: ObjectsContext, problem
   const pathProblem = checkDriverPath(o.name);
   if (pathProblem) problems.push(`${at}.name: ${pathProblem}`);
   if (o.key !== undefined && o.select !== undefined) problems.push(`${at}.select: use key or select, not both`);
+  if (o.find !== undefined && o.ref !== undefined) problems.push(`${at}.find: use ref or find, not both`);
+  const find = checkFind(o, at, ctx.maxObjects, problems);
   const mode = o.mode === undefined ? undefined : parseMode(o.mode, `${at}.mode`, problems);
   const select = o.select === undefined ? undefined : compileSelect(o.select, `${at}.select`, problems);
   const storeName = o.store ?? ctx.defaultStore;
@@ -161,7 +171,8 @@ function parseObject(entry: unknown, index: number, ctx: ObjectsContext, problem
     index,
     name: o.name,
     store: storeName,
-    ref: o.ref,
+    ref: find ? find.prefix : o.ref!,
+    ...(find && { find }),
     version: o.version,
     key: o.key,
     select,

@@ -18,6 +18,8 @@ export interface ResolveDeps {
   readonly keyHmac: (data: string) => string;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Adds up, for the Mount's log line, the time its store calls waited for a slot. */
+  readonly waited: { ms: number };
 }
 
 /**
@@ -68,17 +70,24 @@ async function fetchObject(object: MountObject, identity: string, ctx: FetchCont
   return store.cache.get(key, (signal) => callStore(store, object, { ...ctx, signal }, deps), ctx.signal);
 }
 
-async function callStore(store: Store, object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
-  const labels = { store: store.config.name, backend: store.config.definition.kind };
+function callStore(store: Store, object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
   const request = { ref: object.ref, version: object.version, spec: object.spec };
-  // Each attempt takes its own slot, so a backoff never holds a slot other Mounts could use.
+  return runOnStore(store, (attemptCtx) => store.backend.fetch(request, attemptCtx), ctx, deps);
+}
+
+/** One store call (a fetch or a listing page) behind the store's guard and limiter, counted. */
+export async function runOnStore<T>(store: Store, call: (ctx: FetchContext) => Promise<T>, ctx: FetchContext, deps: ResolveDeps): Promise<T> {
+  const labels = { store: store.config.name, backend: store.config.definition.kind };
+  // Each attempt takes its own slot in the fair queue, so a backoff never holds a slot other Mounts
+  // could use, and one namespace's retries wait their turn like its first calls.
   const attempt = () => {
     const queued = performance.now();
     return store.limiter.run(async () => {
       const started = performance.now();
       deps.metrics.queueWait.observe({ store: labels.store }, (started - queued) / 1000);
+      deps.waited.ms += started - queued;
       try {
-        const result = await raceSignal(store.backend.fetch(request, ctx), ctx.signal, deadlineError);
+        const result = await raceSignal(call(ctx), ctx.signal, deadlineError);
         deps.metrics.backendRequests.inc({ ...labels, outcome: 'ok' });
         return result;
       } catch (err) {
@@ -88,7 +97,7 @@ async function callStore(store: Store, object: MountObject, ctx: FetchContext, d
       } finally {
         deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
       }
-    }, ctx.signal);
+    }, ctx.identity, { signal: ctx.signal, deadlineAt: deps.deadlineAt });
   };
   return store.guard.call(attempt, { signal: ctx.signal, deadlineAt: deps.deadlineAt });
 }
@@ -109,7 +118,7 @@ function fetchKey(object: MountObject): string {
  * Who the values are for: namespace, service account, login role, and (keyed, never stored
  * in clear) any static credentials from nodePublishSecretRef.
  */
-function identityKey(ctx: FetchContext, keyHmac: (data: string) => string): string {
+export function identityKey(ctx: FetchContext, keyHmac: (data: string) => string): string {
   const secrets = [...ctx.secrets].map(([k, v]) => `${k}=${v.reveal()}`).join('\0');
   return [ctx.identity.namespace, ctx.identity.serviceAccount, ctx.parameters.role ?? '', secrets ? keyHmac(secrets) : ''].join('\0');
 }

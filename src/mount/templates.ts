@@ -34,7 +34,7 @@ export const templateFields = z.strictObject({
     .string()
     .min(1)
     .describe(
-      'Liquid text (at most 64 KiB). `{{ objects["NAME"] }}` is the content of the object NAME of this class as UTF-8 text; `objects["NAME/KEY"]` a key of an `expand: keys` object. No file access; bounded time, memory and output (1 MiB).',
+      'Liquid text (at most 64 KiB). `{{ objects["NAME"] }}` is the content of the object NAME of this class as UTF-8 text; `objects["NAME/KEY"]` a key of an `expand: keys` object; `objects["NAME"]` of a find object iterates over the files it found (`{% for f in objects["NAME"] %}{{ f[0] }}={{ f[1] }}{% endfor %}`). No file access; bounded time, memory and output (1 MiB).',
     ),
   mode: z
     .union([z.string(), z.number()])
@@ -132,11 +132,11 @@ function checkReferences(engine: Liquid, parsed: Template[], objects: readonly M
   problems.push(...found);
 }
 
-/** The object a key of `objects` belongs to: its name, or a key of an expanded object under it. */
+/** The object a key of `objects` belongs to: its name, or a key of an expanded or find object under it. */
 export function findObject(key: string, objects: readonly MountObject[]): MountObject | undefined {
   return (
     objects.find((o) => o.name === key) ??
-    objects.find((o) => o.expand === 'keys' && key.length > o.name.length + 1 && key.startsWith(`${o.name}/`))
+    objects.find((o) => (o.expand === 'keys' || o.find) && key.length > o.name.length + 1 && key.startsWith(`${o.name}/`))
   );
 }
 
@@ -144,7 +144,7 @@ export function findObject(key: string, objects: readonly MountObject[]): MountO
 function checkNames(templates: readonly TemplateName[], objects: readonly MountObject[], problems: string[]): void {
   const owners = new Map<string, string>(objects.map((o) => [o.name, describeObject(o)]));
   const files = [
-    ...objects.filter((o) => o.mount).map((o) => ({ name: o.name, label: describeObject(o), directory: o.expand === 'keys' })),
+    ...objects.filter((o) => o.mount).map((o) => ({ name: o.name, label: describeObject(o), directory: o.expand === 'keys' || o.find !== undefined })),
     ...templates.map((t) => ({ name: t.name, label: describeTemplate(t), directory: false })),
   ];
   for (const t of templates) {

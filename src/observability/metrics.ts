@@ -1,9 +1,16 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+const redundantTotals = ['usp_nodejs_active_resources_total', 'usp_nodejs_active_handles_total', 'usp_nodejs_active_requests_total'];
+
 /** The provider's Prometheus metrics. Labels are low-cardinality by construction: never a ref or a value. */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'usp_' });
+  if (options.defaultMetrics ?? true) {
+    collectDefaultMetrics({ register: registry, prefix: 'usp_' });
+    // Gauges named _total, which Prometheus' lint rejects; each is the sum of the same gauge
+    // without the suffix (labelled by type), so no information goes with them (docs/metrics.md).
+    for (const name of redundantTotals) registry.removeSingleMetric(name);
+  }
   const registers = [registry];
   return {
     registry,
@@ -42,6 +49,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     optionalSkipped: new Counter({
       name: 'usp_optional_objects_skipped_total',
       help: 'Optional objects left out of a Mount because the store does not have them.',
+      labelNames: ['store'] as const,
+      registers,
+    }),
+    findExcluded: new Counter({
+      name: 'usp_find_refs_excluded_total',
+      help: 'Secrets a find object\'s listing found that the store\'s access rules left out of the Mount.',
       labelNames: ['store'] as const,
       registers,
     }),
@@ -121,6 +134,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: 'usp_config_reloads_total',
       help: 'Provider config reloads by outcome (applied, rejected, unchanged).',
       labelNames: ['outcome'] as const,
+      registers,
+    }),
+    queuedCalls: new Gauge({
+      name: 'usp_store_queued_calls',
+      help: 'Store calls waiting for a free slot under the store concurrency limit.',
+      labelNames: ['store'] as const,
+      registers,
+    }),
+    queueDropped: new Counter({
+      name: 'usp_store_queue_dropped_total',
+      help: 'Store calls that left the queue without a slot because their Mount deadline passed (deadline) or the Mount was cancelled (cancelled).',
+      labelNames: ['store', 'reason'] as const,
       registers,
     }),
   };

@@ -11,7 +11,7 @@ import type { ProviderConfig, StoreConfig } from '../config/load.js';
 export interface Store {
   readonly config: StoreConfig;
   readonly backend: StoreBackend;
-  /** Bounds calls in flight to this store across all Mounts. */
+  /** Bounds calls in flight to this store across all Mounts, shared fairly between namespaces. */
   readonly limiter: Limiter;
   /** Resolved values per identity; a new store (changed config) starts empty. */
   readonly cache: ValueCache;
@@ -58,7 +58,8 @@ export async function createStores(
       }
       const cache = createValueCache({ store: storeConfig.name, settings: storeConfig.cache, ...deps });
       const guard = createStoreGuard({ store: storeConfig.name, retry: storeConfig.retry, breaker: storeConfig.breaker, ...deps });
-      stores.set(storeConfig.name, { config: storeConfig, backend, limiter: createLimiter(storeConfig.concurrency), cache, guard });
+      const limiter = createLimiter({ store: storeConfig.name, limit: storeConfig.concurrency, maxShare: storeConfig.fairness.maxShare, ...deps });
+      stores.set(storeConfig.name, { config: storeConfig, backend, limiter, cache, guard });
     }
   } catch (err) {
     await closeStores([...stores.values()].filter((s) => previous?.stores.get(s.config.name) !== s));

@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BackendDefinition, Content, FetchContext, FetchResult, StoreBackend } from '../../src/backends/types.js';
+import type { BackendDefinition, Content, FetchContext, FetchResult, ListedSecret, StoreBackend } from '../../src/backends/types.js';
 import { ProviderError, type ErrorCode } from '../../src/errors.js';
 import { createTokenSource, type Identity, type PodToken } from '../../src/identity.js';
 import { parseOrThrow } from '../../src/schema.js';
@@ -36,6 +36,26 @@ export interface PinnedObject extends ExpectedObject {
   readonly version: string;
 }
 
+/** A `find` selection as a class writes it (prefix, recursive, labels, the kind's object fields). */
+export interface ListingSelection {
+  readonly prefix: string;
+  readonly recursive?: boolean;
+  readonly labels?: Record<string, string>;
+  readonly fields?: Record<string, unknown>;
+}
+
+/** What a kind's listing must do; several pages where the kind pages. */
+export interface ListingCase {
+  /** A selection and the refs it must find across all its pages, exactly (order aside). */
+  readonly found: ListingSelection & { readonly refs: readonly string[] };
+  /** Whether the list call itself returns values (then each equals what fetch returns). */
+  readonly withValues: boolean;
+  /** A selection with nothing under it: an empty listing, not NotFound. */
+  readonly empty: ListingSelection;
+  /** A selection the pod may not list (the store's own list authorisation). */
+  readonly denied: ListingSelection | Skipped;
+}
+
 export interface ContractSetup {
   readonly definition: BackendDefinition;
   /** A new live store on the test server; `timeoutMs` sets its per-call timeout. */
@@ -58,6 +78,8 @@ export interface ContractSetup {
    * (the reads, not the login), or why a kind has no network.
    */
   readonly faults: { readonly injector: FaultInjector; readonly match?: string | RegExp } | Skipped;
+  /** The listing cases (`find` objects); a kind without a listing says why. */
+  readonly listing?: ListingCase | Skipped;
   /** Client connections the server holds open, to check that close() lets go of them. */
   readonly connections?: () => Promise<number>;
   teardown(): Promise<void>;
@@ -239,6 +261,59 @@ export function runBackendContract(kind: string, setup: () => Promise<ContractSe
         } finally {
           disarm();
         }
+      });
+    });
+
+    describe('listing', () => {
+      const declared = (): ListingCase | Skipped => env.listing ?? { skip: 'this kind declares no listing case' };
+      const listAll = async (selection: ListingSelection, ctx = context()): Promise<ListedSecret[]> => {
+        if (!store.list) throw new Error('the store has no list(), yet the kind declares listing cases');
+        const items: ListedSecret[] = [];
+        let page: string | undefined;
+        for (let pages = 0; pages === 0 || page !== undefined; pages += 1) {
+          expect(pages, 'the listing ends').toBeLessThan(100);
+          const spec = parseOrThrow(env.definition.objectFields, selection.fields ?? {}, 'objects[0]');
+          const answer = await store.list({ prefix: selection.prefix, recursive: selection.recursive ?? false, labels: selection.labels ?? {}, page, spec }, ctx);
+          items.push(...answer.items);
+          page = answer.next;
+        }
+        return items;
+      };
+
+      it('finds exactly the refs under a prefix, across its pages, with values where the list call returns them', async (t) => {
+        const listing = declared();
+        if (isSkipped(listing)) return t.skip(listing.skip);
+        const items = await listAll(listing.found);
+        expect(items.map((i) => i.ref).sort()).toEqual([...listing.found.refs].sort());
+        const spec = listing.found.fields ?? {};
+        for (const item of items) {
+          expect(item.value !== undefined, `${item.ref}: value with the listing`).toBe(listing.withValues);
+          if (!item.value) continue;
+          const read = await fetchFrom(store, { ref: item.ref, fields: spec });
+          expect(item.value.content.reveal()).toEqual(read.content.reveal());
+          expect(item.value.version).toEqual(read.version);
+        }
+      });
+
+      it('finds nothing under an empty prefix, without an error', async (t) => {
+        const listing = declared();
+        if (isSkipped(listing)) return t.skip(listing.skip);
+        expect(await listAll(listing.empty)).toEqual([]);
+      });
+
+      it('fails a listing the pod may not make with PermissionDenied', async (t) => {
+        const listing = declared();
+        if (isSkipped(listing)) return t.skip(listing.skip);
+        if (isSkipped(listing.denied)) return t.skip(listing.denied.skip);
+        const error = await listAll(listing.denied).then(
+          () => {
+            throw new Error('expected PermissionDenied, the listing succeeded');
+          },
+          (err: unknown) => err,
+        );
+        expect(error).toBeInstanceOf(ProviderError);
+        expect((error as ProviderError).code, (error as ProviderError).message).toBe('PermissionDenied');
+        for (const secret of seen) expect((error as ProviderError).message).not.toContain(secret);
       });
     });
 

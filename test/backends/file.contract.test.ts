@@ -44,6 +44,13 @@ runBackendContract('file', async () => {
       denied: { ref: 'shop/escape' },
     },
     faults: { skip: 'no network: the store reads a local directory' },
+    listing: {
+      // The symlink leaving the root is not found.
+      found: { prefix: 'shop/', refs: ['shop/blob.bin', 'shop/db'] },
+      withValues: false,
+      empty: { prefix: 'nothing-here/' },
+      denied: { skip: 'the provider reads the directory as itself; only its file modes apply' },
+    },
     async teardown() {
       await rm(dir, { recursive: true, force: true });
     },

@@ -19,6 +19,11 @@ runBackendContract('kubernetes', async () => {
   api.putSecret({ namespace: 'shop', name: 'other-team', data: { password: `denied-${randomUUID()}` } });
   // The pod may read "gone", so its absence is a 404 and not a 403.
   api.allow({ subject: serviceAccountUser('shop', 'app'), namespace: 'shop', resource: 'secrets', names: ['db', 'blob', 'gone'] });
+  // More than one page (50 a page) of labelled Secrets for the listing cases; listing needs the verb list.
+  for (let i = 0; i < 55; i += 1) api.putSecret({ namespace: 'shop', name: `found-${i}`, data: { n: String(i) }, labels: { found: 'yes' } });
+  api.putSecret({ namespace: 'shop', name: 'found-unlabelled', data: { n: 'x' } });
+  api.allow({ subject: serviceAccountUser('shop', 'app'), namespace: 'shop', resource: 'secrets', verbs: ['list'] });
+  api.allow({ subject: serviceAccountUser('shop', 'app'), namespace: 'shop', resource: 'secrets', names: Array.from({ length: 55 }, (_, i) => `found-${i}`) });
   const options = (timeoutMs = 30_000) =>
     kubernetesBackend.options.parse({ kubeconfig: 'kubeconfig', audience: api.audience, timeout: `${timeoutMs}ms` });
   return {
@@ -40,6 +45,12 @@ runBackendContract('kubernetes', async () => {
       denied: { ref: 'other-team' },
     },
     faults: { injector: api.faults, match: '/secrets/' },
+    listing: {
+      found: { prefix: 'found-', labels: { found: 'yes' }, refs: Array.from({ length: 55 }, (_, i) => `found-${i}`) },
+      withValues: true,
+      empty: { prefix: 'nothing-' },
+      denied: { prefix: 'platform/' },
+    },
     connections: async () => api.openConnections(),
     async teardown() {
       await api.close();

@@ -18,7 +18,8 @@ runBackendContract('vault', async () => {
   vault.writeKv('secret', 'shop/db', first);
   vault.writeKv('secret', 'shop/db', latest);
   vault.writeKv('secret', 'billing/db', { password: `billing-${randomBytes(12).toString('hex')}` });
-  vault.definePolicy('app', { 'secret/data/shop/*': ['read'] });
+  vault.writeKv('secret', 'shop/eu/cache', { password: `cache-${randomBytes(12).toString('hex')}` });
+  vault.definePolicy('app', { 'secret/data/shop/*': ['read'], 'secret/metadata/shop/*': ['list'] });
   vault.defineRole({ name: 'app', boundServiceAccountNames: ['app'], boundNamespaces: ['shop'], policies: ['app'] });
   return {
     definition: vaultBackend,
@@ -40,6 +41,13 @@ runBackendContract('vault', async () => {
     },
     // The reads only: logins and mount lookups go through, as they do when a read path is broken.
     faults: { injector: vault.faults, match: '/v1/secret/data/' },
+    listing: {
+      // Recursive: the folder eu/ is a second page.
+      found: { prefix: 'secret/shop/', recursive: true, refs: ['secret/shop/db', 'secret/shop/eu/cache'] },
+      withValues: false,
+      empty: { prefix: 'secret/shop/none/' },
+      denied: { prefix: 'secret/billing/' },
+    },
     connections: () => vault.connections(),
     teardown: async () => {
       await vault.close();

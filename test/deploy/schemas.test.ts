@@ -105,6 +105,7 @@ describe('the vendored schemas', () => {
     expect(schemas).toEqual(
       [
         'apps/v1/DaemonSet',
+        'monitoring.coreos.com/v1/PrometheusRule',
         'monitoring.coreos.com/v1/ServiceMonitor',
         'rbac.authorization.k8s.io/v1/Role',
         'rbac.authorization.k8s.io/v1/RoleBinding',

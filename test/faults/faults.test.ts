@@ -30,7 +30,7 @@ afterAll(async () => {
 
 beforeEach(() => w.clearFaults());
 
-const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi', ssm: '/shop/multi' };
+const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi', ssm: '/shop/multi', azure: 'shop-multi', gcp: 'multi' };
 
 /** What the user sees must say which object of which store failed. */
 function expectNamed(store: StoreKind, details: string): void {
@@ -63,7 +63,7 @@ const failures: FailureCase[] = [
     name: '5xx',
     fault: { kind: 'status', status: 503 },
     code: status.UNAVAILABLE,
-    cause: { kube: /answered 503/, vault: /HTTP 503.*Vault is sealed/, sm: /InternalServiceError \(HTTP 503\)/, ssm: /InternalServerError \(HTTP 503\)/ },
+    cause: { kube: /answered 503/, vault: /HTTP 503.*Vault is sealed/, sm: /InternalServiceError \(HTTP 503\)/, ssm: /InternalServerError \(HTTP 503\)/, azure: /HTTP 503 ServiceUnavailable/, gcp: /HTTP 503 UNAVAILABLE/ },
   },
   {
     name: 'a connection reset mid-body',
@@ -74,19 +74,21 @@ const failures: FailureCase[] = [
       vault: /cannot reach Vault/,
       sm: /cannot reach AWS Secrets Manager|malformed answer/,
       ssm: /cannot reach AWS Systems Manager Parameter Store|malformed answer/,
+      azure: /cannot reach Key Vault/,
+      gcp: /cannot reach Secret Manager/,
     },
   },
   {
     name: 'a truncated JSON body',
     fault: { kind: 'truncated' },
     code: status.UNAVAILABLE,
-    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/, ssm: /malformed answer/ },
+    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/, ssm: /malformed answer/, azure: /not a JSON object/, gcp: /malformed answer \(the body is not a JSON object\)/ },
   },
   {
     name: 'a 200 that is not JSON',
     fault: { kind: 'malformed', shape: 'text' },
     code: status.UNAVAILABLE,
-    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/, ssm: /malformed answer/ },
+    cause: { kube: /malformed answer/, vault: /not a JSON object/, sm: /malformed answer/, ssm: /malformed answer/, azure: /not a JSON object/, gcp: /malformed answer \(the body is not a JSON object\)/ },
   },
   {
     name: 'a 200 with JSON of the wrong shape',
@@ -98,6 +100,8 @@ const failures: FailureCase[] = [
       vault: /answered "secret\/data\/shop\/multi" with an unexpected response shape \("data" is a list, not an object\)/,
       sm: /malformed answer reading secret "shop\/multi" \(its SecretString is a number, not a string\)/,
       ssm: /malformed answer reading parameter "\/shop\/multi" \(its Value is a number, not a string\)/,
+      azure: /answered secret "shop-multi" without a usable "value"/,
+      gcp: /malformed answer \("payload" is a list, not an object\)/,
     },
   },
 ];

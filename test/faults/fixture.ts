@@ -13,11 +13,13 @@ import { driverRequest, type MountReply, type MountRequest } from '../helpers/dr
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
 import { providerConfigYaml } from '../helpers/yaml.js';
 import { startAwsTestServer, type AwsTestServer } from '../servers/aws.js';
+import { startAzureTestServer, workloadIdentityAudience, type AzureTestServer } from '../servers/azure.js';
 import type { Fault, FaultKind, InjectOptions } from '../servers/faults.js';
+import { startGcpTestServer, type GcpTestServer } from '../servers/gcp.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
 import { startVaultTestServer, type VaultTestServer } from '../servers/vault.js';
 
-export const storeKinds = ['kube', 'vault', 'sm', 'ssm'] as const;
+export const storeKinds = ['kube', 'vault', 'sm', 'ssm', 'azure', 'gcp'] as const;
 /** Calls per object at most (`retry.attempts` of every store). */
 export const retryAttempts = 3;
 export type StoreKind = (typeof storeKinds)[number];
@@ -32,6 +34,8 @@ export interface FaultWorld {
   readonly kube: KubernetesTestServer;
   readonly vault: VaultTestServer;
   readonly aws: AwsTestServer;
+  readonly azure: AzureTestServer;
+  readonly gcp: GcpTestServer;
   readonly canaries: Canaries;
   /** Every error message seen, for the leak check. */
   readonly errors: string[];
@@ -51,7 +55,7 @@ export interface FaultWorld {
 }
 
 /** Store timeouts are short so that hangs end quickly; retries are fast and the breaker stays closed. */
-function providerConfig(kubeconfig: string, vaultUrl: string, aws: AwsTestServer): string {
+function providerConfig(kubeconfig: string, vaultUrl: string, aws: AwsTestServer, azure: AzureTestServer, gcp: GcpTestServer): string {
   const guard = { cache: { ttl: 0 }, retry: { attempts: retryAttempts, baseDelay: '20ms', maxDelay: '100ms' }, breaker: { failures: 100000 } };
   const irsa = { method: 'irsa', stsEndpoint: aws.stsUrl };
   return providerConfigYaml({
@@ -62,9 +66,22 @@ function providerConfig(kubeconfig: string, vaultUrl: string, aws: AwsTestServer
       // Longer for AWS: the SDK's own retries (honouring Retry-After) run inside one store timeout.
       { name: 'sm', backend: 'aws-secrets-manager', region: 'us-east-1', endpoint: aws.endpoint('us-east-1'), auth: irsa, timeout: '2s', ...guard },
       { name: 'ssm', backend: 'aws-parameter-store', region: 'us-east-1', endpoint: aws.endpoint('us-east-1'), auth: irsa, timeout: '2s', ...guard },
+      { name: 'azure', backend: 'azure-key-vault', vaultUrl: azure.url, authorityHost: azure.url, tenantId: azure.tenantId, clientId: azureClientId, tls: { caFile: '../azure-ca.pem' }, timeout: '1s', ...guard },
+      {
+        name: 'gcp',
+        backend: 'gcp-secret-manager',
+        project: gcp.projectId,
+        audience: gcp.poolAudience,
+        endpoints: { sts: gcp.url, iamCredentials: gcp.url, secretManager: gcp.url },
+        tls: { caFile: '../gcp-ca.pem' },
+        timeout: '1s',
+        ...guard,
+      },
     ],
   });
 }
+
+const azureClientId = '3f2a1b0c-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 
 export async function startFaultWorld(): Promise<FaultWorld> {
   const canaries = createCanaries();
@@ -91,27 +108,38 @@ export async function startFaultWorld(): Promise<FaultWorld> {
   const aws = await startAwsTestServer();
   aws.defineRole({ name: 'shop-app', trust: [{ namespace: 'shop', serviceAccount: 'app' }], allow: ['shop/*', '/shop/*'] });
 
+  const azure = await startAzureTestServer();
+  azure.federate({ clientId: azureClientId, namespace: 'shop', serviceAccount: 'app' });
+  azure.grant(azureClientId, ['secrets/shop-*']);
+
+  const gcp = await startGcpTestServer();
+  gcp.grantAccess(gcp.federatedMember('shop', 'app'), 'multi');
+
   const setVersion = (store: StoreKind, which: 0 | 1) => {
     const v = versions[store][which];
     if (store === 'kube') kube.putSecret({ namespace: 'shop', name: 'multi', data: { a: v.a, b: v.b } });
     if (store === 'vault') vault.writeKv('secret', 'shop/multi', { a: v.a, b: v.b });
     if (store === 'sm') aws.putSecret('shop/multi', JSON.stringify({ a: v.a, b: v.b }));
     if (store === 'ssm') aws.putParameter('/shop/multi', JSON.stringify({ a: v.a, b: v.b }), { type: 'SecureString' });
+    if (store === 'azure') azure.setSecret('shop-multi', JSON.stringify({ a: v.a, b: v.b }), { contentType: 'application/json' });
+    if (store === 'gcp') gcp.addVersion('multi', JSON.stringify({ a: v.a, b: v.b }));
   };
   for (const s of storeKinds) setVersion(s, 0);
 
   const p = await startTestProvider({
-    config: providerConfig('../kubeconfig', vault.url, aws),
-    files: { kubeconfig, 'vault-ca.pem': vault.ca.cert },
+    config: providerConfig('../kubeconfig', vault.url, aws, azure, gcp),
+    files: { kubeconfig, 'vault-ca.pem': vault.ca.cert, 'azure-ca.pem': azure.ca.cert, 'gcp-ca.pem': gcp.ca.cert },
   });
 
-  const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi', ssm: '/shop/multi' };
+  const refs: Record<StoreKind, string> = { kube: 'multi', vault: 'secret/data/shop/multi', sm: 'shop/multi', ssm: '/shop/multi', azure: 'shop-multi', gcp: 'multi' };
 
   return {
     p,
     kube,
     vault,
     aws,
+    azure,
+    gcp,
     canaries,
     errors,
     versions,
@@ -121,14 +149,18 @@ export async function startFaultWorld(): Promise<FaultWorld> {
       if (store === 'vault') vault.faults.inject(fault, { ...options, match: '/v1/secret/data/shop/multi' });
       if (store === 'sm') aws.faults.inject(fault, { ...options, match: 'secretsmanager.' });
       if (store === 'ssm') aws.faults.inject(fault, { ...options, match: 'AmazonSSM.' });
+      if (store === 'azure') azure.faults.inject(fault, { ...options, match: '/secrets/shop-multi' });
+      if (store === 'gcp') gcp.faults.inject(fault, { ...options, match: '/secrets/multi/versions/' });
     },
     applied(store, kind) {
-      return (store === 'kube' ? kube : store === 'vault' ? vault : aws).faults.applied[kind];
+      return (store === 'kube' ? kube : store === 'vault' ? vault : store === 'azure' ? azure : store === 'gcp' ? gcp : aws).faults.applied[kind];
     },
     clearFaults() {
       kube.faults.clear();
       vault.faults.clear();
       aws.faults.clear();
+      azure.faults.clear();
+      gcp.faults.clear();
     },
     request(store) {
       const tokens: Record<string, { token: string; expirationTimestamp: string }> = {};
@@ -138,6 +170,8 @@ export async function startFaultWorld(): Promise<FaultWorld> {
       };
       if (store === 'kube') add('', kube.issueToken({ namespace: 'shop', serviceAccount: 'app', expiresInSeconds: 7200 }));
       if (store === 'vault') add('vault', vault.issuePodToken({ namespace: 'shop', serviceAccount: 'app', ttlSeconds: 7200 }));
+      if (store === 'azure') add(workloadIdentityAudience, { token: azure.issuePodToken({ namespace: 'shop', serviceAccount: 'app', ttlSeconds: 7200 }), expiresAt: Date.now() + 7_200_000 });
+      if (store === 'gcp') add(gcp.poolAudience, gcp.issuePodToken({ namespace: 'shop', serviceAccount: 'app', ttlSeconds: 7200 }));
       if (store === 'sm' || store === 'ssm') {
         add('sts.amazonaws.com', aws.issuePodToken({ namespace: 'shop', serviceAccount: 'app', audience: 'sts.amazonaws.com', ttlSeconds: 7200 }));
       }
@@ -159,7 +193,7 @@ export async function startFaultWorld(): Promise<FaultWorld> {
     },
     async close() {
       await p.stop();
-      await Promise.all([kube.close(), vault.close(), aws.close()]);
+      await Promise.all([kube.close(), vault.close(), aws.close(), azure.close(), gcp.close()]);
     },
   };
 }

@@ -121,7 +121,23 @@ stores:
     },
   });
   await symlink(join(p.dir, 'outside/secret'), join(p.dir, 'secrets/shop/escape'));
+  await writeHostileNames(p);
 });
+
+/** Store-side names that `find` fixtures list: what a hostile or careless writer of the store can create. */
+async function writeHostileNames(provider: TestProvider): Promise<void> {
+  const value = () => canaries.next('hostile');
+  await provider.write('secrets/hostile/backslash/a\\b', value());
+  await provider.write('secrets/hostile/case/Token', value());
+  await provider.write('secrets/hostile/case/token', value());
+  await provider.write('secrets/hostile/dotdot/ok', 'ok');
+  await provider.write('secrets/hostile/dotdot/..2026_01_01/ok', value());
+  await symlink('..2026_01_01', join(provider.dir, 'secrets/hostile/dotdot/..data'));
+  await provider.write('secrets/hostile/links/inside', 'inside');
+  await symlink(join(provider.dir, 'outside/secret'), join(provider.dir, 'secrets/hostile/links/escape'));
+  await symlink('.', join(provider.dir, 'secrets/hostile/links/loop'));
+  await symlink(join(provider.dir, 'outside'), join(provider.dir, 'secrets/hostile/links/outside-dir'));
+}
 
 afterAll(async () => {
   const metrics = await p?.metrics.registry.metrics();

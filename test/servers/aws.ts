@@ -14,6 +14,10 @@
  *   aws.createAccessKey({ user: 'ci', allow: ['*'] });           // static keys
  *   aws.putSecret('shop/db', 'value' | Buffer, { stages?, regions? }) -> { versionId, arn(region) }
  *   aws.putParameter('/shop/x', 'v', { type?: 'SecureString', labels? }) -> version
+ *   aws.deleteSecret('shop/db'); aws.deleteParameter('/shop/x')     // in every region
+ *   Listing: BatchGetSecretValue with Filters (`name` prefix, `tag-key`, `tag-value`; needs the role's
+ *   `list`, i.e. secretsmanager:ListSecrets), MaxResults <= 20 and NextToken, unreadable secrets in
+ *   Errors; GetParametersByPath with Path, Recursive, MaxResults <= 10 and NextToken
  *   const { token } = aws.issuePodToken({ namespace, serviceAccount, audience });
  *   aws.count({ region, operation, status }); aws.calls (region, operation, accessKeyId, principal, status, error)
  *   aws.issuedCredentials (to check that no secret key or session token leaks); aws.advance(ms); await aws.close();
@@ -56,6 +60,8 @@ export interface RoleDefinition {
   readonly allow: string[];
   /** May call BatchGetSecretValue (default true). */
   readonly batch?: boolean;
+  /** May call secretsmanager:ListSecrets, which BatchGetSecretValue with Filters needs (default true). */
+  readonly list?: boolean;
 }
 
 export interface CallRecord {
@@ -86,7 +92,9 @@ export interface AwsTestServer {
   defineRole(role: RoleDefinition): string;
   associatePodIdentity(association: { namespace: string; serviceAccount: string; role: string }): void;
   createAccessKey(user: { user: string; allow: string[]; batch?: boolean }): { accessKeyId: string; secretAccessKey: string };
-  putSecret(name: string, value: string | Buffer, options?: { stages?: string[]; regions?: string[]; kmsDenied?: boolean }): { versionId: string; arn(region?: string): string };
+  putSecret(name: string, value: string | Buffer, options?: { stages?: string[]; regions?: string[]; kmsDenied?: boolean; tags?: Record<string, string> }): { versionId: string; arn(region?: string): string };
+  deleteSecret(name: string): void;
+  deleteParameter(name: string): void;
   putParameter(name: string, value: string, options?: { type?: 'String' | 'StringList' | 'SecureString'; labels?: string[]; regions?: string[] }): number;
   issuePodToken(claims: { namespace: string; serviceAccount: string; audience: string; ttlSeconds?: number }): { token: string; expiresAt: number };
   /** A fault for the next `times` Secrets Manager/SSM requests whose `<region>/<target>` matches. */
@@ -114,6 +122,7 @@ interface Principal {
   readonly arn: string;
   readonly allow: string[];
   readonly batch: boolean;
+  readonly list?: boolean;
 }
 
 interface KeyRecord {
@@ -135,6 +144,7 @@ interface SecretRecord {
   readonly suffix: string;
   readonly versions: SecretVersion[];
   kmsDenied: boolean;
+  tags?: Record<string, string>;
 }
 
 interface ParameterVersion {
@@ -302,7 +312,7 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
   }
 
   function principalForRole(role: RoleDefinition, sessionName: string): Principal {
-    return { arn: `arn:aws:sts::${testAccount}:assumed-role/${role.name}/${sessionName}`, allow: role.allow, batch: role.batch ?? true };
+    return { arn: `arn:aws:sts::${testAccount}:assumed-role/${role.name}/${sessionName}`, allow: role.allow, batch: role.batch ?? true, list: role.list ?? true };
   }
 
   // --- STS -----------------------------------------------------------------------------------
@@ -464,6 +474,7 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
         `User: ${principal.arn} is not authorized to perform: secretsmanager:BatchGetSecretValue because no identity-based policy allows the secretsmanager:BatchGetSecretValue action`,
       );
     }
+    if (input['Filters'] !== undefined) return batchGetByFilters(region, principal, input);
     const ids = input['SecretIdList'];
     if (!Array.isArray(ids) || ids.length === 0) throw new AwsError('InvalidParameterException', 'Either SecretIdList or Filters must be specified.');
     if (ids.length > 20) throw new AwsError('InvalidParameterException', 'SecretIdList can contain at most 20 secret IDs.');
@@ -478,6 +489,43 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
       }
     }
     return { SecretValues: values, Errors: errors };
+  }
+
+  /** BatchGetSecretValue with Filters: ListSecrets' matching, then a GetSecretValue per secret, paged. */
+  function batchGetByFilters(region: string, principal: Principal, input: Record<string, unknown>): Record<string, unknown> {
+    if (input['SecretIdList'] !== undefined) throw new AwsError('InvalidParameterException', 'Either SecretIdList or Filters must be specified, not both.');
+    if (principal.list === false) {
+      throw new AwsError(
+        'AccessDeniedException',
+        `User: ${principal.arn} is not authorized to perform: secretsmanager:ListSecrets because no identity-based policy allows the secretsmanager:ListSecrets action`,
+      );
+    }
+    const filters = input['Filters'] as Array<{ Key: string; Values: string[] }>;
+    const max = Number(input['MaxResults'] ?? 20);
+    if (!(max >= 1 && max <= 20)) throw new AwsError('InvalidParameterException', 'MaxResults must be between 1 and 20.');
+    const matches = (s: SecretRecord) =>
+      filters.every(({ Key: key, Values: values }) => {
+        const tags = Object.entries(s.tags ?? {});
+        if (key === 'name') return values.some((v) => s.name.startsWith(v));
+        if (key === 'tag-key') return values.some((v) => tags.some(([k]) => k.startsWith(v)));
+        if (key === 'tag-value') return values.some((v) => tags.some(([, tv]) => tv.startsWith(v)));
+        throw new AwsError('InvalidParameterException', `Invalid filter key: ${key}`);
+      });
+    const all = [...regionOf(region).secrets.values()].filter((s) => s.versions.some((v) => v.stages.includes('AWSCURRENT')) && matches(s));
+    all.sort((a, b) => (a.name < b.name ? -1 : 1));
+    const start = input['NextToken'] ? Number(Buffer.from(String(input['NextToken']), 'base64').toString('utf8')) : 0;
+    const values: Record<string, unknown>[] = [];
+    const errors: Record<string, unknown>[] = [];
+    for (const secret of all.slice(start, start + max)) {
+      try {
+        values.push(secretValue(region, principal, { SecretId: secret.name }));
+      } catch (err) {
+        if (!(err instanceof AwsError)) throw err;
+        errors.push({ SecretId: secret.name, ErrorCode: err.type, Message: err.message });
+      }
+    }
+    const next = start + max < all.length ? Buffer.from(String(start + max)).toString('base64') : undefined;
+    return { SecretValues: values, Errors: errors, ...(next ? { NextToken: next } : {}) };
   }
 
   function describeSecret(region: string, principal: Principal, input: Record<string, unknown>): Record<string, unknown> {
@@ -756,6 +804,7 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
         }
         suffix = secret.suffix;
         secret.kmsDenied = opts.kmsDenied ?? false;
+        if (opts.tags) secret.tags = { ...opts.tags };
         if (stages.includes('AWSCURRENT')) {
           for (const v of secret.versions) {
             if (v.stages.includes('AWSCURRENT')) v.stages = [...v.stages.filter((s) => s !== 'AWSCURRENT' && s !== 'AWSPREVIOUS'), 'AWSPREVIOUS'];
@@ -770,6 +819,12 @@ export async function startAwsTestServer(options: AwsTestServerOptions = {}): Pr
         versionId,
         arn: (region = home) => `arn:aws:secretsmanager:${region}:${testAccount}:secret:${name}-${suffix}`,
       };
+    },
+    deleteSecret(name) {
+      for (const state of regions.values()) state.secrets.delete(name);
+    },
+    deleteParameter(name) {
+      for (const state of regions.values()) state.parameters.delete(name);
     },
     putParameter(name, value, opts = {}) {
       let version = 0;

@@ -2,6 +2,9 @@
  * A small, protocol-faithful Kubernetes API server for tests, driven by the real
  * @kubernetes/client-node. It serves what the provider uses:
  *   GET /api/v1/namespaces/{ns}/secrets/{name} and .../configmaps/{name}
+ *   GET /api/v1/namespaces/{ns}/secrets and .../configmaps (RBAC verb `list`): equality label
+ *   selectors (`k=v`, `k==v`, comma-separated), `limit` and `continue` paging in name order; a
+ *   fault's route for a page after the first carries `?continue` (match /continue/ for page two)
  * with real object shapes, real `Status` error bodies, bearer-token and client-certificate
  * authentication, an RBAC-like authorisation table and `resourceVersion` bumping on every write.
  * For the driver's secretObjects sync it also takes POST /api/v1/namespaces/{ns}/secrets and PUT
@@ -43,7 +46,7 @@ import { createPodTokenSigner } from './pod-tokens.js';
 import { createTestCa, type Pem } from './tls.js';
 
 export type Resource = 'secrets' | 'configmaps';
-export type Verb = 'get' | 'create' | 'update';
+export type Verb = 'get' | 'list' | 'create' | 'update';
 
 export interface IssuedToken {
   readonly token: string;
@@ -73,10 +76,11 @@ export interface KubernetesTestServer {
   }): IssuedToken;
   addUser(name: string, kind: 'token' | 'certificate'): Promise<void>;
   writeKubeconfig(path: string, options?: { user?: string; caPem?: string; context?: string }): Promise<void>;
-  putSecret(object: { namespace: string; name: string; type?: string; data: Record<string, Buffer | string> }): string;
+  putSecret(object: { namespace: string; name: string; type?: string; data: Record<string, Buffer | string>; labels?: Record<string, string> }): string;
   putConfigMap(object: {
     namespace: string;
     name: string;
+    labels?: Record<string, string>;
     data?: Record<string, string>;
     binaryData?: Record<string, Buffer>;
   }): string;
@@ -152,9 +156,10 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
   const url = `${useTls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', url).pathname;
+    const requestUrl = new URL(req.url ?? '/', url);
+    const path = requestUrl.pathname;
     const user = authenticate(req);
-    const spoiler = injected.take(path);
+    const spoiler = injected.take(requestUrl.searchParams.has('continue') ? `${path}?continue` : path);
     if (spoiler && (await injected.before(spoiler, res, statusBody(path), 'application/json'))) {
       requests.push({ method: req.method ?? '', path, user, status: spoiler.kind === 'status' ? spoiler.status : 0 });
       return;
@@ -166,6 +171,8 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     if (user === undefined) return answer(401, status(401, 'Unauthorized', 'Unauthorized'));
     const collection = /^\/api\/v1\/namespaces\/([^/]+)\/secrets$/.exec(path);
     if (collection && req.method === 'POST') return writeSecret(user, collection[1]!, undefined, await readBody(req), answer);
+    const listRoute = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets|configmaps)$/.exec(path);
+    if (listRoute && req.method === 'GET') return list(user, listRoute[1]!, listRoute[2] as Resource, requestUrl.searchParams, answer);
     const route = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets|configmaps)\/([^/]+)$/.exec(path);
     if (!route) return answer(404, status(404, 'NotFound', 'the server could not find the requested resource'));
     const [namespace, resource, name] = [route[1]!, route[2] as Resource, decodeURIComponent(route[3]!)];
@@ -182,6 +189,38 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
     const stored = objects.get(objectKey(resource, namespace, name));
     if (!stored) return answer(404, status(404, 'NotFound', `${resource} "${name}" not found`, { name, kind: resource }));
     answer(200, stored.body);
+  }
+
+  /** A page of a namespace's objects in name order, as the API server pages with `limit` and `continue`. */
+  function list(user: string, namespace: string, resource: Resource, query: URLSearchParams, answer: (status: number, body: unknown) => void): void {
+    if (!isAllowed(user, namespace, resource, undefined, 'list')) {
+      const message = `${resource} is forbidden: User "${user}" cannot list resource "${resource}" in API group "" in the namespace "${namespace}"`;
+      return answer(403, status(403, 'Forbidden', message, { kind: resource }));
+    }
+    const selector = parseSelector(query.get('labelSelector') ?? '');
+    if (!selector) return answer(400, status(400, 'BadRequest', 'unable to parse requirement: invalid label selector'));
+    const after = query.get('continue') ? Buffer.from(query.get('continue')!, 'base64url').toString('utf8') : '';
+    const limit = Number(query.get('limit') ?? 0);
+    const matching = [...objects.entries()]
+      .filter(([key]) => key.startsWith(`${resource}/${namespace}/`))
+      .map(([, stored]) => stored.body)
+      .filter((body) => {
+        const meta = body.metadata as { name: string; labels?: Record<string, string> };
+        return meta.name > after && selector.every(([k, v]) => meta.labels?.[k] === v);
+      })
+      .sort((a, b) => ((a.metadata as { name: string }).name < (b.metadata as { name: string }).name ? -1 : 1));
+    const page = limit > 0 ? matching.slice(0, limit) : matching;
+    const more = page.length < matching.length;
+    const last = (page.at(-1)?.metadata as { name: string } | undefined)?.name ?? '';
+    answer(200, {
+      kind: resource === 'secrets' ? 'SecretList' : 'ConfigMapList',
+      apiVersion: 'v1',
+      metadata: {
+        resourceVersion: String(revision),
+        ...(more && { continue: Buffer.from(last, 'utf8').toString('base64url'), remainingItemCount: matching.length - page.length }),
+      },
+      items: page,
+    });
   }
 
   /** Client certificates win over bearer tokens, as in the API server's authenticator chain. */
@@ -333,17 +372,17 @@ export async function startKubernetesTestServer(options: { tls?: boolean } = {})
       };
       await writeFile(path, JSON.stringify(config, null, 2), { mode: 0o600 });
     },
-    putSecret({ namespace, name, type = 'Opaque', data }) {
+    putSecret({ namespace, name, type = 'Opaque', data, labels }) {
       const encoded = Object.fromEntries(
         Object.entries(data).map(([k, v]) => [k, (typeof v === 'string' ? Buffer.from(v, 'utf8') : v).toString('base64')]),
       );
-      return store('secrets', namespace, name, (metadata) => ({ kind: 'Secret', apiVersion: 'v1', metadata, type, data: encoded }));
+      return store('secrets', namespace, name, (metadata) => ({ kind: 'Secret', apiVersion: 'v1', metadata: { ...metadata, ...(labels && { labels }) }, type, data: encoded }));
     },
-    putConfigMap({ namespace, name, data, binaryData }) {
+    putConfigMap({ namespace, name, data, binaryData, labels }) {
       return store('configmaps', namespace, name, (metadata) => ({
         kind: 'ConfigMap',
         apiVersion: 'v1',
-        metadata,
+        metadata: { ...metadata, ...(labels && { labels }) },
         ...(data && { data }),
         ...(binaryData && {
           binaryData: Object.fromEntries(Object.entries(binaryData).map(([k, v]) => [k, v.toString('base64')])),
@@ -419,6 +458,14 @@ function secretProblems(name: string, type: string, data: Record<string, string>
     }
   }
   return causes;
+}
+
+/** Equality requirements (`k=v`, `k==v`); undefined for anything else, which the tests never send. */
+function parseSelector(text: string): Array<[string, string]> | undefined {
+  if (text === '') return [];
+  const terms = text.split(',').map((term) => /^([^=!]+)==?([^=!]*)$/.exec(term));
+  if (terms.some((t) => !t)) return undefined;
+  return terms.map((t) => [t![1]!, t![2]!]);
 }
 
 function objectKey(resource: Resource, namespace: string, name: string): string {

@@ -10,6 +10,8 @@
  *   const { token } = vault.issuePodToken({ namespace: 'shop', serviceAccount: 'app' });
  *   vault.counters.logins; vault.seal(); vault.revokeAllTokens(); await vault.connections(); await vault.close();
  *   vault.setAnswer('secret/data/app', { status: 200, body: { data: 'x' } });   // a custom body for a path
+ * KV folders answer LIST (or GET ?list=true) with the policy capability `list`: v1 at the folder's
+ * path, v2 at `<mount>/metadata/<folder>`; an empty or missing folder is 404 (vault.counters.lists).
  * Everything takes `{ namespace }` for Enterprise namespaces (X-Vault-Namespace); "" is the root.
  * Faults of the shared vocabulary (./faults.ts): vault.inject({ kind: 'reset' }, { times, match }), matched
  * against the request path (`/v1/secret/data/app`); vault.faults.applied counts them.
@@ -75,6 +77,8 @@ export interface VaultCounters {
   logins: number;
   /** KV reads (v1 and v2). */
   reads: number;
+  /** KV LIST calls (v1 and v2). */
+  lists: number;
   preflights: number;
   /** Dynamic secrets minted: database credentials and PKI certificates. */
   issues: number;
@@ -198,6 +202,8 @@ interface Request {
 
 const permissionDenied: Reply = { status: 403, body: { errors: ['1 error occurred:\n\t* permission denied\n\n'] } };
 const notFound: Reply = { status: 404, body: { errors: [] } };
+/** `LIST path`, or the `GET path?list=true` form clients without a LIST verb send. */
+const isList = (req: Request) => req.method === 'LIST' || (req.method === 'GET' && req.query.get('list') === 'true');
 const unsupported: Reply = { status: 405, body: { errors: ['1 error occurred:\n\t* unsupported operation\n\n'] } };
 const badRequest = (message: string): Reply => ({ status: 400, body: { errors: [message] } });
 const denied = (message: string): Reply => ({ status: 403, body: { errors: [message] } });
@@ -254,7 +260,7 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
   const namespaces = new Map<string, NamespaceState>();
   const tokens = new Map<string, TokenRecord>();
   const leases = new Map<string, LeaseRecord>();
-  const counters: VaultCounters = { requests: 0, logins: 0, reads: 0, preflights: 0, issues: 0, leaseRenewals: 0, tokenRenewals: 0, lookups: 0 };
+  const counters: VaultCounters = { requests: 0, logins: 0, reads: 0, lists: 0, preflights: 0, issues: 0, leaseRenewals: 0, tokenRenewals: 0, lookups: 0 };
   const requests: RecordedRequest[] = [];
   const issuedTokens: string[] = [];
   const failures: Reply[] = [];
@@ -459,6 +465,28 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     };
   }
 
+  /** LIST of a KV folder: the keys one level below it, folders ending in `/`; an empty folder is 404. */
+  function listKv(mount: Extract<Mount, { type: 'kv' }>, rest: string): Reply {
+    let folder = rest.replace(/^\/+/, '');
+    let names: Iterable<string>;
+    if (mount.version === 1) names = mount.values.keys();
+    else {
+      if (!folder.startsWith('metadata/')) return unsupported;
+      folder = folder.slice('metadata/'.length);
+      // Vault lists a KV v2 secret while any version's metadata remains, even deleted ones.
+      names = mount.secrets.keys();
+    }
+    counters.lists += 1;
+    const keys = new Set<string>();
+    for (const name of names) {
+      if (!name.startsWith(folder)) continue;
+      const below = name.slice(folder.length).split('/');
+      keys.add(below.length > 1 ? `${below[0]}/` : below[0]!);
+    }
+    if (keys.size === 0) return notFound;
+    return { status: 200, body: envelope({ data: { keys: [...keys].sort() } }) };
+  }
+
   function readKvV1(req: Request, mount: Extract<Mount, { version: 1 }>, key: string): Reply {
     if (req.method !== 'GET') return unsupported;
     counters.reads += 1;
@@ -561,6 +589,14 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
 
   async function readMounted(req: Request, record: TokenRecord): Promise<Reply> {
     const found = findMount(req.namespace, req.path);
+    if (isList(req)) {
+      // A listed folder is named with its trailing slash in policies (`secret/metadata/app/`).
+      const caps = new Set([...capabilities(record, req.path), ...capabilities(record, `${req.path}/`)]);
+      if (caps.has('deny') || !caps.has('list')) return permissionDenied;
+      if (!found) return { status: 404, body: { errors: [`no handler for route "${req.path}". route entry not found.`] } };
+      const [mountPath, mount] = found;
+      return mount.type === 'kv' ? listKv(mount, `${req.path}/`.slice(mountPath.length)) : unsupported;
+    }
     if (!allows(record, req.path, req.method)) return permissionDenied;
     if (!found) return { status: 404, body: { errors: [`no handler for route "${req.path}". route entry not found.`] } };
     const [mountPath, mount] = found;

@@ -9,7 +9,7 @@ import { BatchingAwsStore, inRegion, type AwsParts } from './store.js';
 import type { ParameterStoreObjectSpec } from './fields.js';
 import { isObject, listProblem, shapeOf } from '../kit/json-shape.js';
 import { bytesContent, fieldsContent } from '../kit/content.js';
-import type { FetchContext, FetchRequest, FetchResult } from '../types.js';
+import type { FetchContext, FetchRequest, FetchResult, ListPage, ListRequest } from '../types.js';
 
 
 const service = 'AWS Systems Manager Parameter Store';
@@ -36,6 +36,30 @@ export class ParameterStore extends BatchingAwsStore<ParameterStoreObjectSpec, P
     const read = parseRead(ref, version, ctx.signal);
     const caller = this.callers.callerFor(ctx);
     return raceSignal(this.batcher.add(caller, read), ctx.signal, awsCancelled);
+  }
+
+  /**
+   * One page of GetParametersByPath under the prefix's folder (WithDecryption), kept to the names
+   * that start with the prefix: the values come with the listing. Tags cannot filter it.
+   */
+  async list({ prefix, recursive, labels, page }: ListRequest<ParameterStoreObjectSpec>, ctx: FetchContext): Promise<ListPage> {
+    if (Object.keys(labels).length > 0) throw new ProviderError('InvalidArgument', 'GetParametersByPath cannot filter by tags; remove find.labels');
+    if (!prefix.startsWith('/')) throw new ProviderError('InvalidArgument', 'find.prefix must be a parameter path starting with "/", like "/shop/" or "/shop/db-"');
+    const folder = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const caller = this.callers.callerFor(ctx);
+    const doing = `listing the parameters under "${prefix}"`;
+    const input = { Path: folder === '/' ? '/' : folder.slice(0, -1), Recursive: recursive, WithDecryption: true, MaxResults: pageSize, ...(page ? { NextToken: page } : {}) };
+    const out = await this.listPage(caller, {
+      doing,
+      signal: ctx.signal,
+      send: (target, credentials, fingerprint, abortSignal) =>
+        this.#client(caller, target, credentials, fingerprint).send(new this.ssm.GetParametersByPathCommand(input), { abortSignal }),
+      problemOf: pageProblem,
+    });
+    const items = (out.Parameters ?? [])
+      .filter((p) => p.Name!.startsWith(prefix))
+      .map((p) => ({ ref: p.Name!, value: { content: bytesContent(p.Value!), ...(typeof p.Version === 'number' ? { version: String(p.Version) } : {}) } }));
+    return { items, ...(out.NextToken ? { next: out.NextToken } : {}) };
   }
 
   /** Two or more distinct names go in GetParameters calls of ten; a lone one in GetParameter. */

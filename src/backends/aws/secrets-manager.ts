@@ -7,7 +7,7 @@ import type { PendingRead } from './batch.js';
 import { BatchingAwsStore, inRegion, type AwsParts } from './store.js';
 import { listProblem, shapeOf, stringProblem } from '../kit/json-shape.js';
 import { bytesContent } from '../kit/content.js';
-import type { FetchContext, FetchRequest, FetchResult } from '../types.js';
+import type { FetchContext, FetchRequest, FetchResult, ListedSecret, ListPage, ListRequest } from '../types.js';
 import type { SecretsManagerObjectSpec } from './fields.js';
 
 
@@ -41,6 +41,42 @@ export class SecretsManagerStore extends BatchingAwsStore<SecretsManagerObjectSp
       signal: ctx.signal,
     };
     return raceSignal(this.batcher.add(caller, read), ctx.signal, awsCancelled);
+  }
+
+  /**
+   * One page of BatchGetSecretValue with Filters (a name prefix, tag keys and values): the values
+   * come with the listing. Needs secretsmanager:ListSecrets besides BatchGetSecretValue; a secret
+   * the role may not read comes back in Errors and is listed without a value, so reading it fails
+   * on its own (unless the store's access rules leave it out).
+   */
+  async list({ prefix, labels, page, spec }: ListRequest<SecretsManagerObjectSpec>, ctx: FetchContext): Promise<ListPage> {
+    if (spec.versionStage !== undefined && spec.versionStage !== currentStage) {
+      throw new ProviderError('InvalidArgument', 'find reads the AWSCURRENT version of each secret; remove versionStage');
+    }
+    const filters = [
+      ...(prefix === '' ? [] : [{ Key: 'name' as const, Values: [prefix] }]),
+      ...Object.entries(labels).flatMap(([key, value]) => [{ Key: 'tag-key' as const, Values: [key] }, { Key: 'tag-value' as const, Values: [value] }]),
+    ];
+    if (filters.length === 0) throw new ProviderError('InvalidArgument', 'find on Secrets Manager needs a prefix or labels');
+    const caller = this.callers.callerFor(ctx);
+    const doing = `listing the secrets under "${prefix}"`;
+    const out = await this.listPage(caller, {
+      doing,
+      signal: ctx.signal,
+      send: (target, credentials, fingerprint, abortSignal) => {
+        const client = this.aws.clientFor('secretsmanager', target, caller.key, credentials, fingerprint, (c) => new this.sm.SecretsManagerClient(c));
+        return client.send(new this.sm.BatchGetSecretValueCommand({ Filters: filters, MaxResults: batchLimit, ...(page ? { NextToken: page } : {}) }), { abortSignal });
+      },
+      problemOf: batchAnswerProblem,
+    });
+    const items: ListedSecret[] = [];
+    for (const entry of out.SecretValues ?? []) {
+      const name = entry.Name ?? '';
+      // AWS matches the name filter loosely; the prefix is exact here.
+      if (name.startsWith(prefix)) items.push({ ref: name, value: toResult(checkSecretValue(entry, { secretId: name, signal: ctx.signal })) });
+    }
+    for (const failed of out.Errors ?? []) if (failed.SecretId!.startsWith(prefix)) items.push({ ref: failed.SecretId! });
+    return { items, ...(out.NextToken ? { next: out.NextToken } : {}) };
   }
 
   /** AWSCURRENT reads of two or more secrets go in BatchGetSecretValue; pinned reads one by one. */

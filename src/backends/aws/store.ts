@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
+import { raceSignal } from '../../abort.js';
 import type { BackendDeps, FetchContext, FetchRequest, FetchResult, StoreBackend, StoreSettings } from '../types.js';
 import { MicroBatcher, type PendingRead } from './batch.js';
 import { AwsAccess, type AwsTarget } from './client.js';
 import { createCallers, type AwsCaller, type AwsCredentials, type Callers } from './credentials.js';
-import { describeAwsError, errorName, failsWholeBatch, loadErrorClassification, malformedAnswer, type ErrorContext } from './errors.js';
+import { awsCancelled, describeAwsError, errorName, failsWholeBatch, loadErrorClassification, malformedAnswer, type ErrorContext } from './errors.js';
 import type { AwsStoreOptions } from './options.js';
 import { loadCredentialSources } from './sources.js';
 
@@ -99,6 +100,31 @@ export abstract class BatchingAwsStore<Spec, Read> implements StoreBackend<Spec>
       }
       return undefined;
     }
+  }
+
+  /**
+   * One page of a listing through `aws.run` (failover included), its shape checked in the region
+   * that answered, so a malformed page fails over like a 5xx.
+   */
+  protected listPage<T>(
+    caller: AwsCaller,
+    page: {
+      /** `listing the secrets under "shop/"` */
+      readonly doing: string;
+      readonly signal: AbortSignal;
+      send(target: AwsTarget, credentials: AwsCredentials, fingerprint: string, abortSignal: AbortSignal): Promise<T>;
+      problemOf(answer: T): string | undefined;
+    },
+  ): Promise<T> {
+    const run = this.aws.run(caller, async (target, credentials, fingerprint) => {
+      const answer = await this.aws.send([page.signal], (abortSignal) => page.send(target, credentials, fingerprint, abortSignal));
+      const problem = page.problemOf(answer);
+      if (problem) throw malformedAnswer(this.service, page.doing, problem);
+      return answer;
+    });
+    return raceSignal(run, page.signal, awsCancelled).catch((err: unknown) => {
+      throw describeAwsError(err, this.where(caller, page.doing));
+    });
   }
 
   abstract fetch(request: FetchRequest<Spec>, ctx: FetchContext): Promise<FetchResult>;

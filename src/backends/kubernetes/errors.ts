@@ -13,7 +13,8 @@ export type ObjectKind = 'secret' | 'configmap';
 export interface Target {
   readonly kind: ObjectKind;
   readonly namespace: string;
-  readonly name: string;
+  /** The object's name; undefined for a listing of the namespace's objects of this kind. */
+  readonly name?: string;
 }
 
 /** What a failure message needs to name the object, the reader and the budget. */
@@ -78,7 +79,7 @@ function classifyStatus({ code, body, headers }: K8s.ApiException<unknown>, scop
       : `the credentials of ${who}`;
     return fail('PermissionDenied', `the API server did not accept ${credentials} reading ${what} (${reason})`);
   }
-  if (code === 403) return fail('PermissionDenied', `${who} may not get ${what} (${reason})`);
+  if (code === 403) return fail('PermissionDenied', `${who} may not ${scope.target.name === undefined ? 'list' : 'get'} ${what} (${reason})`);
   if (code === 404) return fail('NotFound', `${what} not found (${reason})`);
   if (code === 429 || code >= 500) {
     const retryAfter = parseRetryAfter(headers['retry-after']) ?? status.retryAfterSeconds;
@@ -116,7 +117,8 @@ function defaultReason(code: number): string {
 }
 
 export function describeTarget({ kind, namespace, name }: Target): string {
-  return `${kind === 'secret' ? 'Secret' : 'ConfigMap'} ${namespace}/${name}`;
+  const type = kind === 'secret' ? 'Secret' : 'ConfigMap';
+  return name === undefined ? `the ${type}s of namespace ${namespace}` : `${type} ${namespace}/${name}`;
 }
 
 function describeActor({ ctx, identity, storeName }: CallScope): string {

@@ -3,10 +3,11 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ProviderError } from '../../errors.js';
 import { duration } from '../../schema.js';
-import { fieldsContent } from '../kit/content.js';
 import type { BackendDefinition, FetchResult, StoreBackend } from '../types.js';
 import { createApiClient, requestAuth, type ApiClient } from './client.js';
 import { classifyFailure, describeTarget, type CallScope, type ObjectKind, type Target } from './errors.js';
+import { listObjects } from './list.js';
+import { toFetchResult } from './objects.js';
 
 const options = z
   .strictObject({
@@ -86,7 +87,11 @@ function createStore(name: string, opts: Options, client: ApiClient, logger: Log
         storeName: name,
         logger,
       };
-      return readOnce(client, authorization, scope);
+      return readOnce(client, authorization, scope, target);
+    },
+    async list(request, ctx) {
+      const authorization = opts.identity === 'pod' ? `Bearer ${ctx.tokenFor(opts.audience)}` : undefined;
+      return listObjects(request, { client, authorization, ctx, identity: opts.identity, audience: opts.audience, timeoutMs: opts.timeout, storeName: name, logger });
     },
     async close() {
       client.agent.destroy();
@@ -98,13 +103,13 @@ function createStore(name: string, opts: Options, client: ApiClient, logger: Log
  * One attempt within the store timeout and the Mount's signal. Retries belong to the shared store
  * guard; this only classifies the failure (a TLS verification failure is not worth retrying).
  */
-async function readOnce(client: ApiClient, authorization: string | undefined, scope: CallScope): Promise<FetchResult> {
+async function readOnce(client: ApiClient, authorization: string | undefined, scope: CallScope, target: Target & { name: string }): Promise<FetchResult> {
   const timeout = AbortSignal.timeout(scope.timeoutMs);
   const started = performance.now();
   const object = describeTarget(scope.target);
   const log = { object, identity: scope.identity };
   try {
-    const found = await readObject(client.api, scope.target, requestAuth(client, authorization, AbortSignal.any([scope.ctx.signal, timeout])));
+    const found = await readObject(client.api, target, requestAuth(client, authorization, AbortSignal.any([scope.ctx.signal, timeout])));
     const result = toFetchResult(scope.target.kind, found);
     scope.logger.debug({ ...log, resourceVersion: result.version, ms: Math.round(performance.now() - started) }, 'read a Kubernetes object');
     return result;
@@ -118,7 +123,7 @@ async function readOnce(client: ApiClient, authorization: string | undefined, sc
   }
 }
 
-async function readObject(api: K8s.CoreV1Api, { kind, namespace, name }: Target, call: K8s.ConfigurationOptions): Promise<K8s.V1Secret | K8s.V1ConfigMap> {
+async function readObject(api: K8s.CoreV1Api, { kind, namespace, name }: Target & { name: string }, call: K8s.ConfigurationOptions): Promise<K8s.V1Secret | K8s.V1ConfigMap> {
   switch (kind) {
     case 'secret':
       return api.readNamespacedSecret({ namespace, name }, call);
@@ -134,7 +139,7 @@ function isDnsSubdomain(value: string): boolean {
 }
 
 /** `NAME` (the pod's namespace) or `NAMESPACE/NAME`. */
-function parseRef(ref: string, kind: ObjectKind, podNamespace: string): Target {
+function parseRef(ref: string, kind: ObjectKind, podNamespace: string): Target & { name: string } {
   const parts = ref.split('/');
   const [namespace, name] = parts.length === 1 ? [podNamespace, parts[0]!] : [parts[0]!, parts[1] ?? ''];
   if (parts.length > 2 || !dnsLabel.test(namespace) || !isDnsSubdomain(name)) {
@@ -146,39 +151,3 @@ function parseRef(ref: string, kind: ObjectKind, podNamespace: string): Target {
   return { kind, namespace, name };
 }
 
-function toFetchResult(kind: ObjectKind, object: K8s.V1Secret | K8s.V1ConfigMap): FetchResult {
-  const fields = kind === 'secret' ? secretFields(object as K8s.V1Secret) : configMapFields(object as K8s.V1ConfigMap);
-  return { content: fieldsContent(fields), version: object.metadata?.resourceVersion };
-}
-
-function secretFields(secret: K8s.V1Secret): Record<string, Buffer> {
-  return Object.fromEntries(Object.entries(stringMap(secret.data, 'data')).map(([key, value]) => [key, decodeBase64(value, key)]));
-}
-
-function configMapFields(configMap: K8s.V1ConfigMap): Record<string, Buffer> {
-  return Object.fromEntries([
-    ...Object.entries(stringMap(configMap.data, 'data')).map(([key, value]) => [key, Buffer.from(value, 'utf8')] as const),
-    ...Object.entries(stringMap(configMap.binaryData, 'binaryData')).map(([key, value]) => [key, decodeBase64(value, key)] as const),
-  ]);
-}
-
-/**
- * client-node does not check value types: a map of non-strings used to crash the decoding with a
- * TypeError (Internal). Found by fault injection (test/faults, wrong-shape JSON); it is a malformed answer.
- */
-function stringMap(value: unknown, field: string): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
-    throw new ProviderError('Unavailable', `the API server sent a malformed answer (${field} is not a map of strings)`);
-  }
-  return value as Record<string, string>;
-}
-
-/** Node's base64 decoder skips invalid characters; a round trip catches a corrupted value instead. */
-function decodeBase64(value: string, key: string): Buffer {
-  const bytes = Buffer.from(value, 'base64');
-  if (bytes.toString('base64') !== value) {
-    throw new ProviderError('Unavailable', `the API server sent a malformed answer (key ${JSON.stringify(key)} is not valid base64)`);
-  }
-  return bytes;
-}

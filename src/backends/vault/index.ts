@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import { raceSignal } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
-import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from '../types.js';
+import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, ListPage, ListRequest, StoreBackend } from '../types.js';
 import { VaultAuth } from './auth.js';
 import { createVaultClient, type VaultClient } from './client.js';
 import { parseVersionPin, VaultKv } from './kv.js';
+import { listKvPage } from './list.js';
 import { VaultLeases } from './leases.js';
 import { checkVaultStore, vaultAudiences, vaultDocs, vaultObjectFields, vaultOptions, type VaultObjectSpec, type VaultStoreOptions } from './options.js';
 
@@ -45,6 +46,10 @@ class VaultStore implements StoreBackend<VaultObjectSpec> {
   fetch(request: FetchRequest<VaultObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
     // Logins and dynamic issues are shared between Mounts, so a cancelled Mount stops waiting instead.
     return raceSignal(this.#fetchAs(request, ctx), ctx.signal, cancelled);
+  }
+
+  list(request: ListRequest<VaultObjectSpec>, ctx: FetchContext): Promise<ListPage> {
+    return raceSignal(listKvPage(this.#kv, this.#auth, this.#auth.callerFor(ctx), request, ctx.signal), ctx.signal, cancelled);
   }
 
   async close(): Promise<void> {

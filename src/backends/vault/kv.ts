@@ -67,6 +67,22 @@ export class VaultKv {
   }
 }
 
+/** The keys one level below a KV folder (sub-folders end in `/`), with the policy capability `list`. */
+export async function listKvFolder(auth: VaultAuth, folder: readonly string[], mount: MountInfo, caller: Caller, signal: AbortSignal): Promise<string[]> {
+  const depth = mount.path.replace(/\/$/, '').split('/').length;
+  const rest = folder.slice(depth);
+  const path = mount.kvVersion === 2 ? [...folder.slice(0, depth), 'metadata', ...(rest[0] === 'data' ? rest.slice(1) : rest)] : [...folder];
+  const res = await auth.callAs(caller, { method: 'GET', path: `${encodePath(path)}/`, query: 'list=true', signal });
+  // Vault answers an empty or missing folder with 404.
+  if (res.status === 404) return [];
+  if (!isOk(res.status)) throw readError(res, caller, 'listing', path);
+  const keys = requireData(res, path)['keys'];
+  if (!Array.isArray(keys) || !keys.every((k): k is string => typeof k === 'string')) {
+    throw new ProviderError('Unavailable', `Vault answered listing "${path.join('/')}" with an unexpected response shape ("data.keys" is not a list of strings)`);
+  }
+  return keys;
+}
+
 /** A KV v2 version pin: a positive integer. */
 export function parseVersionPin(version: string | undefined): number | undefined {
   if (version === undefined) return undefined;

@@ -1,0 +1,32 @@
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** promtool on PATH (Debian's `prometheus` package; .ci/run installs it), or undefined. */
+export const promtool = (process.env.PATH ?? '')
+  .split(delimiter)
+  .map((dir) => join(dir, 'promtool'))
+  .find((path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
+export const promtoolMissing = 'promtool is not installed (apt-get install prometheus): the Prometheus checks are skipped';
+
+if (!promtool) console.warn(promtoolMissing);
+
+/** Runs `promtool ARGS` (stdin from `input`), resolving with its exit code and output. */
+export function runPromtool(args: string[], options: { cwd?: string; input?: string } = {}): Promise<{ code: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    if (!promtool) return reject(new Error(promtoolMissing));
+    const child = execFile(promtool, args, { cwd: options.cwd, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, output: `${stdout}${stderr}` });
+    });
+    child.stdin!.end(options.input ?? '');
+  });
+}
