@@ -17,6 +17,7 @@ export const promtool = (process.env.PATH ?? '')
 
 export const promtoolMissing = 'promtool is not installed (apt-get install prometheus): the Prometheus checks are skipped';
 
+if (!promtool && process.env.USP_REQUIRE_PROMTOOL === '1') throw new Error(`${promtoolMissing}, but USP_REQUIRE_PROMTOOL=1 (set by .ci/run once it installed promtool)`);
 if (!promtool) console.warn(promtoolMissing);
 
 /** Runs `promtool ARGS` (stdin from `input`), resolving with its exit code and output. */
