@@ -15,6 +15,13 @@ runBackendContract('azure-key-vault', async () => {
   const clientId = '1d8f4b52-7a3e-4c1b-9e0f-3b2a5c6d7e8f';
   azure.federate({ clientId, namespace: 'shop', serviceAccount: 'app' });
   azure.grant(clientId, ['secrets/shop-*']);
+  azure.grantList(clientId);
+  // Listing: 27 tagged secrets are two pages of 25; left out are a disabled one, another tag and a name that only contains the prefix.
+  const listed = Array.from({ length: 27 }, (_, i) => `list-${String(i).padStart(2, '0')}`);
+  for (const name of listed) azure.setSecret(name, `listed-${randomBytes(6).toString('hex')}`, { tags: { team: 'pay' } });
+  azure.setSecret('list-off', 'off', { enabled: false, tags: { team: 'pay' } });
+  azure.setSecret('list-web', 'web', { tags: { team: 'web' } });
+  azure.setSecret('blacklist-1', 'b', { tags: { team: 'pay' } });
   const first = `first-${randomBytes(12).toString('hex')}`;
   const latest = `latest-${randomBytes(12).toString('hex')}`;
   const firstVersion = azure.setSecret('shop-db', first);
@@ -40,6 +47,12 @@ runBackendContract('azure-key-vault', async () => {
     },
     // The reads only: token exchanges go through, as they do when the vault is what fails.
     faults: { injector: azure.faults, match: '/secrets/' },
+    listing: {
+      found: { prefix: 'list-', labels: { team: 'pay' }, refs: listed },
+      withValues: false,
+      empty: { prefix: 'none-' },
+      denied: { skip: 'Key Vault authorises a listing per vault, not per prefix: one identity lists all of it or nothing (test/find/azure.test.ts has an application without the permission)' },
+    },
     connections: () => azure.connections(),
     teardown: async () => {
       await azure.close();

@@ -22,6 +22,11 @@ runBackendContract('gcp-secret-manager', async () => {
   gcp.addVersion('billing', `billing-${randomUUID()}`);
   const member = gcp.federatedMember('shop', 'app');
   for (const secret of ['db', 'blob', 'gone']) gcp.grantAccess(member, secret);
+  gcp.grantList(member);
+  // Listing: 55 labelled secrets are two pages of 50; Google's `name:` matches blacklist-1 too, which must be left out.
+  const listed = Array.from({ length: 55 }, (_, i) => `list-${String(i).padStart(2, '0')}`);
+  for (const secret of [...listed, 'blacklist-1']) gcp.setLabels(secret, { team: 'pay' });
+  gcp.setLabels('list-web', { team: 'web' });
   const endpoints = { sts: gcp.url, iamCredentials: gcp.url, secretManager: gcp.url };
   return {
     definition: gcpSecretManagerBackend,
@@ -43,6 +48,13 @@ runBackendContract('gcp-secret-manager', async () => {
     },
     // The reads only: token exchanges go through, as they do when Secret Manager alone is broken.
     faults: { injector: gcp.faults, match: ':access' },
+    listing: {
+      found: { prefix: 'list-', labels: { team: 'pay' }, refs: listed },
+      withValues: false,
+      empty: { prefix: 'none-' },
+      // The pod may list the project's global secrets, not those of a location.
+      denied: { prefix: `projects/${gcp.projectId}/locations/europe-west1/secrets/list-` },
+    },
     connections: () => gcp.connections(),
     teardown: async () => {
       await gcp.close();

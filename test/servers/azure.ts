@@ -6,6 +6,7 @@
  *   const azure = await startAzureTestServer();
  *   azure.federate({ clientId: 'app-1', namespace: 'shop', serviceAccount: 'app' });   // a federated credential
  *   azure.grant('app-1', ['secrets/shop-*']);                                          // RBAC: Key Vault Secrets User on names
+ *   azure.grantList('app-1');                                                          // RBAC: Key Vault Reader on the vault
  *   const v1 = azure.setSecret('shop-db', 'value');                                    // returns the version id
  *   azure.addCertificate('web', await createTestChain(), { bagOrder: [2, 0, 1] });     // cert + key + PFX secret
  *   const token = azure.issuePodToken({ namespace: 'shop', serviceAccount: 'app' });
@@ -14,8 +15,11 @@
  * Entra checks the client assertion as it does for workload identity: signature (the test issuer's
  * key, see ./pod-tokens.ts), exp/nbf, then exact iss/sub/aud against the application's federated
  * credentials (a miss is AADSTS70021). Key Vault answers a request without a bearer token with
- * its 401 challenge. Faults of the shared vocabulary (./faults.ts) match the request path
- * (`/secrets/shop-db`, `/tenant/oauth2/v2.0/token`).
+ * its 401 challenge. `GET /secrets` lists secrets as Key Vault does: 25 (or `maxresults`) a page in
+ * name order, ids, attributes, tags and content types without values, disabled ones included,
+ * and a `nextLink` with a `$skiptoken` (`setNextLinkOrigin` points it elsewhere, as a hostile
+ * answer would). Faults of the shared vocabulary (./faults.ts) match the request path and query
+ * (`/secrets/shop-db`, `/tenant/oauth2/v2.0/token`, `$skiptoken` for a listing's later pages).
  */
 import 'reflect-metadata';
 import { createCipheriv, createHash, createHmac, createPrivateKey, createPublicKey, pbkdf2Sync, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
@@ -60,7 +64,7 @@ export interface AzureTestServer {
   readonly url: string;
   readonly ca: TestCa;
   readonly tenantId: string;
-  readonly counters: { requests: number; tokens: number; reads: number; challenges: number };
+  readonly counters: { requests: number; tokens: number; reads: number; challenges: number; lists: number };
   /** Successful token exchanges, in order: which application for which pod subject. */
   readonly tokenRequests: Array<{ clientId: string; subject: string }>;
   readonly faults: FaultInjector;
@@ -68,7 +72,13 @@ export interface AzureTestServer {
   federate(credential: FederatedCredential): void;
   /** Lets `clientId` read items whose `collection/name` matches a pattern (`*` is a wildcard). */
   grant(clientId: string, patterns: readonly string[]): void;
+  /** Lets `clientId` list the vault's secrets (`secrets/readMetadata/action` on the vault, as Key Vault Reader has). */
+  grantList(clientId: string): void;
   setSecret(name: string, value: string, options?: { contentType?: string; enabled?: boolean; tags?: Record<string, string> }): string;
+  /** Deletes a secret with all its versions (soft delete: gone from reads and listings). */
+  deleteSecret(name: string): void;
+  /** Listing pages from now on point their nextLink at this origin (undefined: the vault's own). */
+  setNextLinkOrigin(origin: string | undefined): void;
   setKey(name: string, publicKeyPem: string): string;
   /** A certificate with its key and its certificate-backed secret (one version id for all three). */
   addCertificate(name: string, chain: TestChain, options?: CertificateOptions): string;
@@ -115,9 +125,11 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
   const podTokens = createPodTokenSigner('aks-oidc');
   const federated: FederatedCredential[] = [];
   const grants = new Map<string, RegExp[]>();
+  const listers = new Set<string>();
+  let nextLinkOrigin: string | undefined;
   const items = new Map<string, Version[]>();
   const accessTokens = new Map<string, AccessToken>();
-  const counters = { requests: 0, tokens: 0, reads: 0, challenges: 0 };
+  const counters = { requests: 0, tokens: 0, reads: 0, challenges: 0, lists: 0 };
   const tokenRequests: Array<{ clientId: string; subject: string }> = [];
   const faults = createFaultInjector();
   let throttled = { times: 0, retryAfterSeconds: 1 };
@@ -152,7 +164,7 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
       return fail(400, 'invalid_request', 900144, "The request body must contain the following parameter: 'client_assertion_type'.");
     }
     const clientId = form.get('client_id') ?? '';
-    if (!federated.some((f) => f.clientId === clientId) && !grants.has(clientId)) {
+    if (!federated.some((f) => f.clientId === clientId) && !grants.has(clientId) && !listers.has(clientId)) {
       return fail(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory.`);
     }
     const scope = form.get('scope') ?? '';
@@ -211,7 +223,8 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
     return { status, body: { error: { code, message, ...(inner ? { innererror: { code: inner } } : {}) } }, ...(headers ? { headers } : {}) };
   }
 
-  function read(collection: Collection, name: string, version: string | undefined, authorization: string | undefined, query: URLSearchParams): Reply {
+  /** What every vault call checks first: the api-version, the bearer token, then throttling. */
+  function admit(authorization: string | undefined, query: URLSearchParams): AccessToken | Reply {
     const apiVersion = query.get('api-version');
     if (!apiVersion || !apiVersions.has(apiVersion)) {
       return vaultError(400, 'BadParameter', 'The request URI contains an invalid or missing api-version.');
@@ -230,16 +243,25 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
         'retry-after': String(throttled.retryAfterSeconds),
       });
     }
+    return held;
+  }
+
+  const rbacRefusal = (clientId: string, action: string, resource: string): Reply =>
+    vaultError(
+      403,
+      'Forbidden',
+      `Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=${clientId};iss=https://sts.windows.net/${tenantId}/\r\nAction: 'Microsoft.KeyVault/vaults/${action}'\r\nResource: '/subscriptions/0000/resourcegroups/test/providers/microsoft.keyvault/vaults/usp-test${resource}'\r\nAssignment: (not found)\r\nVault: usp-test;location=westeurope\r\n`,
+      'ForbiddenByRbac',
+    );
+
+  function read(collection: Collection, name: string, version: string | undefined, authorization: string | undefined, query: URLSearchParams): Reply {
+    const held = admit(authorization, query);
+    if ('status' in held) return held;
     counters.reads += 1;
     const path = `${collection}/${name}`;
     if (!(grants.get(held.clientId) ?? []).some((pattern) => pattern.test(path))) {
-      const action = { secrets: 'secrets/getSecret', keys: 'keys/read', certificates: 'certificates/read' }[collection];
-      return vaultError(
-        403,
-        'Forbidden',
-        `Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=${held.clientId};iss=https://sts.windows.net/${tenantId}/\r\nAction: 'Microsoft.KeyVault/vaults/${action}/action'\r\nResource: '/subscriptions/0000/resourcegroups/test/providers/microsoft.keyvault/vaults/usp-test/${path}'\r\nAssignment: (not found)\r\nVault: usp-test;location=westeurope\r\n`,
-        'ForbiddenByRbac',
-      );
+      const action = { secrets: 'secrets/getSecret/action', keys: 'keys/read/action', certificates: 'certificates/read/action' }[collection];
+      return rbacRefusal(held.clientId, action, `/${path}`);
     }
     const versions = items.get(path) ?? [];
     const found = version === undefined ? versions.at(-1) : versions.find((v) => v.version === version);
@@ -252,6 +274,36 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
     return { status: 200, body: found.body };
   }
 
+  /** `GET /secrets`: a page of the latest versions' properties in name order, never values. */
+  function list(authorization: string | undefined, query: URLSearchParams): Reply {
+    const held = admit(authorization, query);
+    if ('status' in held) return held;
+    counters.lists += 1;
+    if (!listers.has(held.clientId)) return rbacRefusal(held.clientId, 'secrets/readMetadata/action', '');
+    const size = Number(query.get('maxresults') ?? '25');
+    if (!Number.isInteger(size) || size < 1 || size > 25) return vaultError(400, 'BadParameter', 'invalid maxresults');
+    const names = [...items.keys()].filter((k) => k.startsWith('secrets/')).map((k) => k.slice('secrets/'.length)).sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1));
+    const skip = query.get('$skiptoken');
+    let start = 0;
+    if (skip !== null) {
+      const marker = parseSkipToken(skip);
+      if (marker === undefined) return vaultError(400, 'BadParameter', 'The skip token is invalid.');
+      start = names.findIndex((n) => n.toLowerCase() > marker);
+      if (start < 0) start = names.length;
+    }
+    const page = names.slice(start, start + size);
+    const value = page.map((name) => {
+      const latest = items.get(`secrets/${name}`)!.at(-1)!;
+      const { value: _value, kid: _kid, ...properties } = latest.body;
+      return { ...properties, id: `${url}/secrets/${name}` };
+    });
+    const more = start + size < names.length;
+    const token = Buffer.from(JSON.stringify({ NextMarker: `2!${page.at(-1)?.length ?? 0}!${(page.at(-1) ?? '').toLowerCase()}`, TargetLocation: 0 })).toString('base64');
+    // Key Vault writes the default port into nextLink.
+    const origin = nextLinkOrigin ?? url.replace(/^https:\/\/([^/:]+)$/, 'https://$1:443');
+    return { status: 200, body: { value, nextLink: more ? `${origin}/secrets?api-version=${query.get('api-version')}&$skiptoken=${token}&maxresults=${size}` : null } };
+  }
+
   async function route(incoming: IncomingMessage, body: Buffer): Promise<Reply> {
     const target = new URL(incoming.url ?? '/', 'https://azure');
     const segments = target.pathname.split('/').filter(Boolean).map(decodeURIComponent);
@@ -261,6 +313,7 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
     if (incoming.method === 'POST' && segments.length === 4 && segments[1] === 'oauth2' && segments[2] === 'v2.0' && segments[3] === 'token') {
       return tokenEndpoint(new URLSearchParams(body.toString('utf8')), segments[0]!);
     }
+    if (incoming.method === 'GET' && segments.length === 1 && segments[0] === 'secrets') return list(incoming.headers.authorization, target.searchParams);
     const collection = collections.find((c) => c === segments[0]);
     if (incoming.method === 'GET' && collection && (segments.length === 2 || segments.length === 3)) {
       return read(collection, segments[1]!, segments[2], incoming.headers.authorization, target.searchParams);
@@ -270,7 +323,8 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
 
   async function handle(incoming: IncomingMessage, res: ServerResponse): Promise<void> {
     counters.requests += 1;
-    const route_ = new URL(incoming.url ?? '/', 'https://azure').pathname;
+    const requested = new URL(incoming.url ?? '/', 'https://azure');
+    const route_ = requested.pathname + requested.search;
     const fault = faults.take(route_);
     if (fault && (await faults.before(fault, res, errorBody, 'application/json; charset=utf-8'))) {
       incoming.resume();
@@ -329,6 +383,15 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
         enabled,
       );
     },
+    grantList(clientId) {
+      listers.add(clientId);
+    },
+    deleteSecret(name) {
+      items.delete(`secrets/${name}`);
+    },
+    setNextLinkOrigin(origin) {
+      nextLinkOrigin = origin;
+    },
     setKey(name, publicKeyPem) {
       return newVersion('keys', name, (kid) => ({
         key: { kid, ...keyJwk(publicKeyPem), key_ops: ['sign', 'verify'] },
@@ -371,6 +434,16 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
       await once(server, 'close');
     },
   };
+}
+
+/** The last name of the page before, lowercased, from Key Vault's base64 JSON skip token. */
+function parseSkipToken(token: string): string | undefined {
+  try {
+    const marker: unknown = JSON.parse(Buffer.from(token, 'base64').toString('utf8'))?.NextMarker;
+    return typeof marker === 'string' ? marker.split('!').slice(2).join('!') : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function errorBody(status: number): { body: string } {

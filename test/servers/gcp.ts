@@ -12,15 +12,21 @@
  *               /v1/projects/P/locations/L/secrets/S/versions/V:access: P is the project id or
  *               number (the answer's `name` carries the number), V a number, `latest` (newest
  *               created, even when disabled) or an alias; payload with its CRC32C.
+ *               GET /v1/projects/P[/locations/L]/secrets?filter=&pageSize=&pageToken=: secrets.list
+ *               (permission secretmanager.secrets.list on the project) in name order, with the
+ *               filter terms `name:TEXT` (substring, `*` wildcards) and `labels.K=V` / `labels.K:*`
+ *               joined by AND, `nextPageToken` paging, and `{}` for an empty page.
  *
  *   const gcp = await startGcpTestServer();
  *   gcp.addVersion('db', 'secret'); gcp.addVersion('db', 'x', { location: 'europe-west1' });
  *   gcp.setState('db', 1, 'DISABLED'); gcp.setAlias('db', 'stable', 1);
  *   gcp.grantAccess(gcp.federatedMember('shop', 'app'), 'db');     // roles/secretmanager.secretAccessor
+ *   gcp.grantList(member); gcp.setLabels('db', { team: 'pay' }); gcp.deleteSecret('db');
  *   gcp.addServiceAccount(email); gcp.grantTokenCreator(member, email);
  *   const { token } = gcp.issuePodToken({ namespace: 'shop', serviceAccount: 'app' });
  *   gcp.corruptChecksums(2); gcp.setAccessQuota(100); gcp.revokeTokens(); gcp.counters; gcp.requests; gcp.issuedTokens
  *   gcp.faults.inject(fault, { match: ':access' }); await gcp.connections(); await gcp.close();
+ *   (fault routes are the path and query: `pageToken=` matches a listing's later pages)
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -51,6 +57,7 @@ export interface GcpCounters {
   exchanges: number;
   impersonations: number;
   accesses: number;
+  lists: number;
 }
 
 export interface GcpRequest {
@@ -83,6 +90,12 @@ export interface GcpTestServer {
   addVersion(secret: string, data: string | Buffer, options?: { location?: string }): number;
   setState(secret: string, version: number, state: VersionState, options?: { location?: string }): void;
   setAlias(secret: string, alias: string, version: number, options?: { location?: string }): void;
+  /** Replaces a secret's labels (the secret is created without versions if it does not exist). */
+  setLabels(secret: string, labels: Record<string, string>, options?: { location?: string }): void;
+  /** Deletes a secret with its versions. */
+  deleteSecret(secret: string, options?: { location?: string }): void;
+  /** secretmanager.secrets.list on the project (roles/secretmanager.viewer) for `member`, in one location or the global one. */
+  grantList(member: string, options?: { location?: string }): void;
   /** roles/secretmanager.secretAccessor for `member` on `secret` ("*": the whole project). */
   grantAccess(member: string, secret: string, options?: { location?: string }): void;
   addServiceAccount(email: string): void;
@@ -106,6 +119,8 @@ interface Version {
 interface SecretRecord {
   readonly versions: Version[];
   readonly aliases: Map<string, number>;
+  readonly createTime: string;
+  labels: Record<string, string>;
 }
 
 interface TokenRecord {
@@ -172,10 +187,11 @@ export async function startGcpTestServer(options: GcpTestServerOptions = {}): Pr
   const signer = createPodTokenSigner('gcp');
   const secrets = new Map<string, SecretRecord>();
   const accessGrants = new Map<string, Set<string>>();
+  const listGrants = new Map<string, Set<string>>();
   const serviceAccounts = new Set<string>();
   const creatorGrants = new Map<string, Set<string>>();
   const tokens = new Map<string, TokenRecord>();
-  const counters: GcpCounters = { exchanges: 0, impersonations: 0, accesses: 0 };
+  const counters: GcpCounters = { exchanges: 0, impersonations: 0, accesses: 0, lists: 0 };
   const requests: GcpRequest[] = [];
   const issuedTokens: string[] = [];
   const faults = createFaultInjector();
@@ -188,7 +204,7 @@ export async function startGcpTestServer(options: GcpTestServerOptions = {}): Pr
     const key = secretKey(secret, location);
     let record = secrets.get(key);
     if (!record) {
-      record = { versions: [], aliases: new Map() };
+      record = { versions: [], aliases: new Map(), createTime: new Date(now()).toISOString(), labels: {} };
       secrets.set(key, record);
     }
     return record;
@@ -340,9 +356,56 @@ export async function startGcpTestServer(options: GcpTestServerOptions = {}): Pr
     return { status: 200, body: { name: `${secretName}/versions/${number}`, payload: { data: found.data.toString('base64'), dataCrc32c: String(checksum) } } };
   }
 
+  function list(incoming: IncomingMessage, project: string, location: string | undefined, query: URLSearchParams): Reply {
+    counters.lists += 1;
+    const caller = bearerOf(incoming);
+    if (!caller) return unauthenticated;
+    const parent = `projects/${project}${location === undefined ? '' : `/locations/${location}`}`;
+    const listers = listGrants.get(location ?? '') ?? new Set<string>();
+    if ((project !== projectId && project !== projectNumber) || !caller.members.some((m) => listers.has(m))) {
+      return rpcError(403, `Permission 'secretmanager.secrets.list' denied for resource '${parent}' (or it may not exist).`, 'PERMISSION_DENIED', [
+        {
+          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+          reason: 'IAM_PERMISSION_DENIED',
+          domain: 'secretmanager.googleapis.com',
+          metadata: { permission: 'secretmanager.secrets.list', resource: parent },
+        },
+      ]);
+    }
+    const matches = parseFilter(query.get('filter') ?? '');
+    if (!matches) return rpcError(400, `Invalid filter: ${query.get('filter')}`);
+    const size = Math.min(Number(query.get('pageSize') || '25000'), 25000);
+    if (!Number.isInteger(size) || size < 0) return rpcError(400, 'Invalid page size.');
+    const token = query.get('pageToken');
+    const start = token ? Number(Buffer.from(token, 'base64url').toString('utf8').replace(/^offset:/, '')) : 0;
+    if (!Number.isInteger(start) || start < 0) return rpcError(400, 'Invalid page token.');
+    const found = [...secrets.entries()]
+      .filter(([key]) => key.startsWith(`${location ?? ''}\u0000`))
+      .map(([key, record]) => ({ name: `projects/${projectNumber}${location === undefined ? '' : `/locations/${location}`}/secrets/${key.split('\u0000')[1]}`, record }))
+      .filter(({ name, record }) => matches(name, record.labels))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    const page = found.slice(start, start + (size || 25000)).map(({ name, record }) => ({
+      name,
+      ...(location === undefined ? { replication: { automatic: {} } } : {}),
+      createTime: record.createTime,
+      ...(Object.keys(record.labels).length > 0 ? { labels: record.labels } : {}),
+      etag: `"${randomBytes(6).toString('hex')}"`,
+    }));
+    const end = start + page.length;
+    // Proto3 JSON leaves out empty fields: an empty page is `{}`.
+    return {
+      status: 200,
+      body: {
+        ...(page.length > 0 ? { secrets: page } : {}),
+        ...(end < found.length ? { nextPageToken: Buffer.from(`offset:${end}`).toString('base64url') } : {}),
+        ...(found.length > 0 ? { totalSize: found.length } : {}),
+      },
+    };
+  }
+
   // --- routing ----------------------------------------------------------------------------
 
-  async function route(incoming: IncomingMessage, path: string, raw: Buffer): Promise<Reply> {
+  async function route(incoming: IncomingMessage, path: string, query: URLSearchParams, raw: Buffer): Promise<Reply> {
     const method = incoming.method ?? 'GET';
     if (method === 'POST' && (path === '/v1/token' || path === '/v1/identitybindingtoken')) {
       return exchange(readFields(incoming, raw));
@@ -351,19 +414,21 @@ export async function startGcpTestServer(options: GcpTestServerOptions = {}): Pr
     if (impersonate && method === 'POST') return generateAccessToken(incoming, decodeURIComponent(impersonate[1]!), readJson(raw));
     const read = /^\/v1\/projects\/([^/]+)(?:\/locations\/([^/]+))?\/secrets\/([^/]+)\/versions\/([^/:]+):access$/.exec(path);
     if (read && method === 'GET') return access(incoming, read[1]!, read[2], read[3]!, read[4]!);
+    const listing = /^\/v1\/projects\/([^/]+)(?:\/locations\/([^/]+))?\/secrets$/.exec(path);
+    if (listing && method === 'GET') return list(incoming, listing[1]!, listing[2], query);
     return rpcError(404, 'The requested URL was not found on this server.');
   }
 
   async function handle(incoming: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(incoming.url ?? '/', 'http://gcp');
-    const fault = faults.take(url.pathname);
+    const fault = faults.take(url.pathname + url.search);
     if (fault && (await faults.before(fault, res, faultBody, 'application/json; charset=UTF-8'))) {
       incoming.resume();
       requests.push({ method: incoming.method ?? 'GET', path: url.pathname, status: fault.kind === 'status' ? fault.status : 0, members: [] });
       return;
     }
     const raw = await readBody(incoming);
-    const reply = await route(incoming, decodeURI(url.pathname), raw);
+    const reply = await route(incoming, decodeURI(url.pathname), url.searchParams, raw);
     requests.push({ method: incoming.method ?? 'GET', path: url.pathname, status: reply.status, members: bearerOf(incoming)?.members ?? [] });
     const headers = { 'content-type': 'application/json; charset=UTF-8', 'cache-control': 'private', ...reply.headers };
     faults.send(fault, res, reply.status, headers, JSON.stringify(reply.body), wrongShapeOf(reply));
@@ -427,6 +492,16 @@ export async function startGcpTestServer(options: GcpTestServerOptions = {}): Pr
       versionOf(secret, version, opts?.location);
       secretAt(secret, opts?.location).aliases.set(alias, version);
     },
+    setLabels(secret, labels, opts) {
+      secretAt(secret, opts?.location).labels = { ...labels };
+    },
+    deleteSecret(secret, opts) {
+      secrets.delete(secretKey(secret, opts?.location));
+    },
+    grantList(member, opts) {
+      const key = opts?.location ?? '';
+      listGrants.set(key, (listGrants.get(key) ?? new Set()).add(member));
+    },
     grantAccess(member, secret, opts) {
       const key = secretKey(secret, opts?.location);
       accessGrants.set(key, (accessGrants.get(key) ?? new Set()).add(member));
@@ -455,6 +530,35 @@ export async function startGcpTestServer(options: GcpTestServerOptions = {}): Pr
       await once(server, 'close');
     },
   };
+}
+
+/**
+ * The filter language of secrets.list, as far as a store uses it: terms joined by AND (or a
+ * space), each `name:TEXT` (the resource name contains TEXT; `*` matches anything),
+ * `labels.KEY=VALUE` or `labels.KEY:*` (has the label); values bare or in double quotes.
+ * Returns undefined for anything else, which Google refuses as INVALID_ARGUMENT.
+ */
+function parseFilter(filter: string): ((name: string, labels: Record<string, string>) => boolean) | undefined {
+  const tests: Array<(name: string, labels: Record<string, string>) => boolean> = [];
+  const term = /^\s*(name|labels\.([a-z][a-z0-9_]*))\s*([:=])\s*("([^"\\]*)"|([^\s"()]+))\s*(?:AND\s+|$)/;
+  let rest = filter.trim();
+  while (rest !== '') {
+    const m = term.exec(rest);
+    if (!m) return undefined;
+    const [, field, labelKey, op, , quoted, bare] = m;
+    const value = quoted ?? bare ?? '';
+    if (field === 'name') {
+      if (op !== ':') return undefined;
+      const pattern = new RegExp(value.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*'));
+      tests.push((name) => pattern.test(name));
+    } else if (op === ':' && value === '*') {
+      tests.push((_name, labels) => labelKey! in labels);
+    } else {
+      tests.push((_name, labels) => labels[labelKey!] === value);
+    }
+    rest = rest.slice(m[0].length);
+  }
+  return (name, labels) => tests.every((t) => t(name, labels));
 }
 
 /** The server's own answer to an injected status: a google.rpc.Status body. */

@@ -2,8 +2,9 @@ import { raceSignal } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
 import { createHttpClient, type HttpClient } from '../kit/http.js';
 import { readTlsMaterial } from '../kit/tls.js';
-import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, StoreBackend } from '../types.js';
+import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, ListPage, ListRequest, StoreBackend } from '../types.js';
 import { contentOf } from './items.js';
+import { listSecretsPage, type VaultTarget } from './list.js';
 import { azureObjectFields, azureOptions, checkAzureStore, endpointsOf, type AzureObjectSpec, type AzureStoreOptions } from './options.js';
 import { AzureTokens } from './token.js';
 import { parseItemRef, readItem, versionOf } from './vault.js';
@@ -28,18 +29,17 @@ export const azureKeyVaultBackend: BackendDefinition<AzureStoreOptions, AzureObj
     const tls = await readTlsMaterial(options.tls, baseDir);
     const client = (url: string, peer: string) =>
       createHttpClient({ url, peer, timeoutMs: options.timeout, tls, tlsHint: 'check tls.caFile' });
-    const vault = client(endpoints.vaultUrl, `Key Vault at ${endpoints.vaultUrl}`);
+    const vault = { client: client(endpoints.vaultUrl, `Key Vault at ${endpoints.vaultUrl}`), url: endpoints.vaultUrl, apiVersion: options.apiVersion };
     const entra = client(endpoints.authorityHost, `Entra ID at ${endpoints.authorityHost}`);
     const tokens = new AzureTokens(options, endpoints, entra, now, logger.child({ backend: 'azure-key-vault' }));
-    return new AzureKeyVaultStore(name, options.apiVersion, vault, entra, tokens);
+    return new AzureKeyVaultStore(name, vault, entra, tokens);
   },
 };
 
 class AzureKeyVaultStore implements StoreBackend<AzureObjectSpec> {
   constructor(
     readonly name: string,
-    private readonly apiVersion: string,
-    private readonly vault: HttpClient,
+    private readonly vault: VaultTarget,
     private readonly entra: HttpClient,
     private readonly tokens: AzureTokens,
   ) {}
@@ -49,8 +49,13 @@ class AzureKeyVaultStore implements StoreBackend<AzureObjectSpec> {
     return raceSignal(this.#fetchAs(request, ctx), ctx.signal, cancelled);
   }
 
+  list(request: ListRequest<AzureObjectSpec>, ctx: FetchContext): Promise<ListPage> {
+    const listing = async () => listSecretsPage(this.vault, request, this.tokens.callerFor(ctx), ctx.signal);
+    return raceSignal(listing(), ctx.signal, cancelled);
+  }
+
   async close(): Promise<void> {
-    this.vault.close();
+    this.vault.client.close();
     this.entra.close();
     this.tokens.clear();
   }
@@ -58,7 +63,7 @@ class AzureKeyVaultStore implements StoreBackend<AzureObjectSpec> {
   async #fetchAs(request: FetchRequest<AzureObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
     const item = parseItemRef(request.spec.kind, request.ref, request.version);
     const caller = this.tokens.callerFor(ctx);
-    const body = await readItem(this.vault, this.apiVersion, item, caller, ctx.signal);
+    const body = await readItem(this.vault.client, this.vault.apiVersion, item, caller, ctx.signal);
     const content = await contentOf(item, request.spec, body);
     const version = versionOf(body['id'] ?? (body['key'] as { kid?: unknown } | undefined)?.kid);
     return { content, ...(version !== undefined ? { version } : {}) };

@@ -54,7 +54,7 @@ export function accessError(answer: HttpAnswer, ref: SecretVersionRef, principal
   const told = describeAnswer(answer, scrub);
   const rpc = rpcStatusOf(answer);
   if (answer.status === 404) return new ProviderError('NotFound', `${what} does not exist ${told}`);
-  if (answer.status === 401) return new ProviderError('PermissionDenied', `Secret Manager did not accept the token of ${principal.describe} ${told}`);
+  if (answer.status === 401) return tokenRefused(principal, told);
   if (answer.status === 403) {
     return new ProviderError(
       'PermissionDenied',
@@ -66,4 +66,9 @@ export function accessError(answer: HttpAnswer, ref: SecretVersionRef, principal
     return new ProviderError('NotFound', `${what} is ${state[1]!.toLowerCase()} ${told}`);
   }
   return answerError(answer, `Secret Manager failed to read ${what}`, scrub);
+}
+
+/** A 401 after a fresh exchange: Secret Manager does not take the principal's token. */
+export function tokenRefused(principal: Principal, told: string): ProviderError {
+  return new ProviderError('PermissionDenied', `Secret Manager did not accept the token of ${principal.describe} ${told}`);
 }

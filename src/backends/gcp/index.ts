@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import { raceSignal } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
-import type { BackendDefinition, BackendDeps, FetchContext, FetchRequest, FetchResult, StoreBackend, StoreSettings } from '../types.js';
+import type { HttpAnswer } from '../kit/http.js';
+import type { BackendDefinition, BackendDeps, FetchContext, FetchRequest, FetchResult, ListPage, ListRequest, StoreBackend, StoreSettings } from '../types.js';
 import { accessError, readAccessAnswer } from './access.js';
 import { createGcpApis, isOk, type GcpApis } from './client.js';
 import { gcpStatics, tokenAudienceOf, type GcpObjectSpec, type GcpStoreOptions } from './options.js';
-import { principalFor } from './principal.js';
-import { accessPath, parseSecretRef } from './refs.js';
+import { listError, listQuery, parentOf, readListAnswer } from './list.js';
+import { principalFor, type Principal } from './principal.js';
+import { accessPath, parseSecretPrefix, parseSecretRef } from './refs.js';
 import { GcpTokens } from './tokens.js';
 
 export { gcpObjectFields, gcpOptions, type GcpObjectSpec, type GcpStoreOptions } from './options.js';
@@ -46,23 +48,46 @@ class GcpStore implements StoreBackend<GcpObjectSpec> {
     this.#tokens.clear();
   }
 
+  list(request: ListRequest<GcpObjectSpec>, ctx: FetchContext): Promise<ListPage> {
+    return raceSignal(this.#listAs(request, ctx), ctx.signal, cancelled);
+  }
+
   async #fetchAs(request: FetchRequest<GcpObjectSpec>, ctx: FetchContext): Promise<FetchResult> {
     const ref = parseSecretRef(request.ref, request.version, this.options);
     const principal = principalFor(this.options, request.spec, ctx.identity);
+    const { client, peer } = this.apis.secretManager(ref.location);
+    const { answer, scrub } = await this.#callAs(principal, ctx, (token) =>
+      client.call({ method: 'GET', path: accessPath(ref), headers: { authorization: `Bearer ${token}` }, signal: ctx.signal }),
+    );
+    if (isOk(answer.status)) return readAccessAnswer(answer, ref, peer);
+    throw accessError(answer, ref, principal, scrub);
+  }
+
+  /** One page of `secrets.list` (permission secretmanager.secrets.list) as the principal that reads. */
+  async #listAs(request: ListRequest<GcpObjectSpec>, ctx: FetchContext): Promise<ListPage> {
+    const prefix = parseSecretPrefix(request.prefix, this.options);
+    const query = listQuery(prefix, request.labels, request.page);
+    const principal = principalFor(this.options, request.spec, ctx.identity);
+    const { client, peer } = this.apis.secretManager(prefix.location);
+    const { answer, scrub } = await this.#callAs(principal, ctx, (token) =>
+      client.call({ method: 'GET', path: `/v1/${parentOf(prefix)}`, query, headers: { authorization: `Bearer ${token}` }, signal: ctx.signal }),
+    );
+    if (isOk(answer.status)) return readListAnswer(answer, prefix, request.labels, peer);
+    throw listError(answer, prefix, principal, scrub);
+  }
+
+  /** One call with the principal's Google token; a cached token Google no longer accepts gets one fresh exchange. */
+  async #callAs(principal: Principal, ctx: FetchContext, send: (token: string) => Promise<HttpAnswer>): Promise<{ answer: HttpAnswer; scrub: string[] }> {
     // Asked even when a Google token is cached: a Mount must carry the pod's own token to use it.
     const podToken = ctx.tokenFor(tokenAudienceOf(this.options));
-    const { client, peer } = this.apis.secretManager(ref.location);
-    const read = (token: string) => client.call({ method: 'GET', path: accessPath(ref), headers: { authorization: `Bearer ${token}` }, signal: ctx.signal });
     let held = await this.#tokens.obtain(principal, ctx.identity, podToken);
-    let answer = await read(held.token);
+    let answer = await send(held.token);
     if (answer.status === 401 && held.cached) {
-      // A cached token Google no longer accepts: one fresh exchange within this attempt.
       this.#tokens.evict(principal, ctx.identity);
       held = await this.#tokens.obtain(principal, ctx.identity, podToken);
-      answer = await read(held.token);
+      answer = await send(held.token);
     }
-    if (isOk(answer.status)) return readAccessAnswer(answer, ref, peer);
-    throw accessError(answer, ref, principal, [podToken, held.token]);
+    return { answer, scrub: [podToken, held.token] };
   }
 }
 

@@ -17,22 +17,11 @@ const shapes = '"SECRET", "projects/P/secrets/S" or "projects/P/locations/L/secr
 
 /** Reads a class's ref and version against the store's default project and location. */
 export function parseSecretRef(ref: string, version: string | undefined, opts: Pick<GcpStoreOptions, 'project' | 'location'>): SecretVersionRef {
-  const parts = ref.split('/');
-  let named: { project?: string; location?: string; secret?: string; version?: string } | undefined;
-  if (parts.length === 1) named = { secret: parts[0]! };
-  else if (parts[0] === 'projects') named = splitLong(parts);
+  const named = splitRef(ref);
   if (named?.secret === undefined || !secretPattern.test(named.secret)) {
     throw new ProviderError('InvalidArgument', `ref must be ${shapes}; secret ids hold letters, digits, - and _`);
   }
-  const project = named.project ?? opts.project;
-  if (project === undefined) {
-    throw new ProviderError('InvalidArgument', `ref "${ref}" names no project and the store sets none: write projects/P/secrets/${named.secret}`);
-  }
-  if (!projectPattern.test(project)) throw new ProviderError('InvalidArgument', `ref "${ref}": "${project}" is not a project id or number`);
-  const location = named.project === undefined ? opts.location : named.location;
-  if (location !== undefined && !locationPattern.test(location)) {
-    throw new ProviderError('InvalidArgument', `ref "${ref}": "${location}" is not a location like europe-west1`);
-  }
+  const { project, location } = placeOf(ref, named, opts);
   if (named.version !== undefined && version !== undefined && named.version !== version) {
     throw new ProviderError('InvalidArgument', `ref "${ref}" names version ${named.version} and the object's version is "${version}": set one`);
   }
@@ -43,7 +32,57 @@ export function parseSecretRef(ref: string, version: string | undefined, opts: P
   return { project, secret: named.secret, version: chosen, ...(location !== undefined ? { location } : {}) };
 }
 
-function splitLong(parts: string[]): { project?: string; location?: string; secret?: string; version?: string } | undefined {
+/** Where a find lists, and how its found refs are written: `head` + secret id, in the prefix's own form. */
+export interface SecretPrefix {
+  readonly project: string;
+  readonly location?: string;
+  /** The start of the secret ids to find. */
+  readonly name: string;
+  /** `""` for a short prefix, else `projects/P/secrets/` or `projects/P/locations/L/secrets/`. */
+  readonly head: string;
+}
+
+/** Reads a find's prefix: `ID-PREFIX`, `projects/P/secrets/ID-PREFIX` or `projects/P/locations/L/secrets/ID-PREFIX`. */
+export function parseSecretPrefix(prefix: string, opts: Pick<GcpStoreOptions, 'project' | 'location'>): SecretPrefix {
+  const named = splitRef(prefix);
+  if (named?.secret === undefined || named.version !== undefined || !/^[A-Za-z0-9_-]{0,254}$/.test(named.secret)) {
+    throw new ProviderError(
+      'InvalidArgument',
+      'find.prefix must be the start of a secret id, "projects/P/secrets/ID-PREFIX" or "projects/P/locations/L/secrets/ID-PREFIX"; secret ids hold letters, digits, - and _',
+    );
+  }
+  const place = placeOf(prefix, named, opts);
+  return { ...place, name: named.secret, head: prefix.slice(0, prefix.length - named.secret.length) };
+}
+
+interface NamedRef {
+  readonly project?: string;
+  readonly location?: string;
+  readonly secret?: string;
+  readonly version?: string;
+}
+
+function splitRef(ref: string): NamedRef | undefined {
+  const parts = ref.split('/');
+  if (parts.length === 1) return { secret: parts[0]! };
+  return parts[0] === 'projects' ? splitLong(parts) : undefined;
+}
+
+/** The project and location a ref names, or the store's for a short one; both checked. */
+function placeOf(ref: string, named: NamedRef, opts: Pick<GcpStoreOptions, 'project' | 'location'>): { project: string; location?: string } {
+  const project = named.project ?? opts.project;
+  if (project === undefined) {
+    throw new ProviderError('InvalidArgument', `ref "${ref}" names no project and the store sets none: write projects/P/secrets/${named.secret ?? ''}`);
+  }
+  if (!projectPattern.test(project)) throw new ProviderError('InvalidArgument', `ref "${ref}": "${project}" is not a project id or number`);
+  const location = named.project === undefined ? opts.location : named.location;
+  if (location !== undefined && !locationPattern.test(location)) {
+    throw new ProviderError('InvalidArgument', `ref "${ref}": "${location}" is not a location like europe-west1`);
+  }
+  return { project, ...(location !== undefined ? { location } : {}) };
+}
+
+function splitLong(parts: string[]): NamedRef | undefined {
   const [, project, third, ...rest] = parts;
   const regional = third === 'locations';
   const tail = regional ? rest.slice(1) : [third, ...rest];
