@@ -326,7 +326,7 @@ function formatResults(r: Awaited<ReturnType<typeof runAll>>): string {
     `amplification: 100 concurrent Mounts x 10 objects: one identity ${r.amplification.oneIdentityCalls} store calls, ten identities ${r.amplification.tenIdentitiesCalls}`,
     `find: ${r.find.mounts} concurrent Mounts by one identity of a find over ${r.find.secrets} Secrets: ${r.find.listCalls} listing calls, ${r.find.readCalls} single reads, ${r.find.filesPerMount} files each`,
     `fairness (${counts.fairBurstPods} pods x 10 objects of one namespace, 100 ms per store call, concurrency 16): a 10-object Mount of another namespace ${r.fairness.fair.quietMs} ms (alone ${r.fairness.quietAloneMs} ms, ${r.fairness.quietRatio}x; first-in-first-out ${r.fairness.fifo.quietMs} ms); the burst ${r.fairness.fair.burstMs} ms (first-in-first-out ${r.fairness.fifo.burstMs} ms, ${r.fairness.burstRatio}x)`,
-    `memory (default V8 flags, Kubernetes client loaded): idle ${r.memoryMiB.idle} MiB, peak ${r.memoryMiB.peakUnder128} MiB`,
+    `memory (default V8 flags, file and kubernetes stores configured, no Mount yet): idle ${r.memoryMiB.idle} MiB, peak ${r.memoryMiB.peakUnder128} MiB`,
     `startup: ${r.startupMs} ms from process start to /readyz ready`,
     ...formatFootprint(r.footprint),
     `file stores only, ${r.lean.nodeFlags} (the DaemonSet's): startup ${r.lean.startupMs} ms, idle ${r.lean.idleMiB} MiB, peak ${r.lean.peakUnder128MiB} MiB at 128 concurrent Mounts (${r.lean.perSecondAt128}/s); RSS ${r.lean.leak.afterFirstMounts} MiB after ${counts.leakFirst} Mounts, ${r.lean.leak.afterAllMounts} MiB after ${r.lean.leak.mounts} (${r.lean.leak.growthPercent}%)`,

@@ -8,7 +8,7 @@ import type { BackendDefinition } from './types.js';
 
 /**
  * Every backend kind, one line each. The config schema, `usp schema`, the reference docs and the
- * messages that list the kinds are derived from this list. Heavy SDKs load lazily inside `create`.
+ * messages that list the kinds are derived from this list. A store's client and SDK load with its first Mount (`create`), not at start.
  */
 export const backendDefinitions: readonly BackendDefinition[] = [
   fileBackend,

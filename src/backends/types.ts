@@ -130,5 +130,16 @@ export interface BackendDefinition<Options = any, Spec = any> {
   readonly docs: BackendDocs;
   /** Rules that need several fields or the common ones; returns problems as `field: message`. */
   checkStore?(settings: StoreSettings<Options>): string[];
+  /**
+   * What `create` would refuse that an admin wants to hear at start: files the options name (TLS
+   * material, a kubeconfig) that cannot be read or lack what they must hold. It runs at start and
+   * on each reload, loads no SDK and opens no connection; it throws a ProviderError naming the
+   * field. Kinds that read no files leave it out.
+   */
+  preflight?(settings: StoreSettings<Options>, deps: BackendDeps): Promise<void>;
+  /**
+   * The network client (and its SDK), built on the first Mount that uses the store, once however
+   * many Mounts arrive together; a failure fails those Mounts and is tried again later.
+   */
   create(settings: StoreSettings<Options>, deps: BackendDeps): StoreBackend<Spec> | Promise<StoreBackend<Spec>>;
 }

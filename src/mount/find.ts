@@ -63,9 +63,6 @@ async function resolveFind(object: MountObject, ctx: FetchContext, deps: Resolve
 
 /** A listing is cached per identity like a value, so concurrent Mounts of one identity share one. */
 async function listCached(store: Store, object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<readonly ListedSecret[]> {
-  if (!store.backend.list) {
-    throw new ProviderError('InvalidArgument', `stores of kind ${store.config.definition.kind} cannot list secrets; use ref objects`);
-  }
   // A cached listing needs what a store call would: the pod's valid token for the store's audience.
   for (const audience of store.config.audiences) ctx.tokenFor(audience);
   const { prefix, recursive, labels } = object.find!;

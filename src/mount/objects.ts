@@ -1,4 +1,5 @@
-import { compile } from '@jmespath-community/jmespath';
+import { createRequire } from 'node:module';
+import type { JSONValue } from '@jmespath-community/jmespath';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { firstLine } from '../util.js';
@@ -22,7 +23,7 @@ export interface MountObject {
   readonly foundBy?: MountObject;
   readonly version?: string;
   readonly key?: string;
-  readonly select?: { readonly expression: string; readonly ast: ReturnType<typeof compile> };
+  readonly select?: { readonly expression: string; search(data: JSONValue): JSONValue };
   readonly decode?: Decoding;
   readonly mode?: number;
   readonly optional: boolean;
@@ -202,9 +203,23 @@ export function parseMode(value: string | number, at: string, problems: string[]
   return Number.parseInt(text, 8);
 }
 
+/**
+ * Loads a package on its first use rather than at start: most classes use neither `select` nor
+ * templates. Class parsing is synchronous (a parsed class is reused without awaiting), so the
+ * package comes through `require`, which Node serves synchronously, as its CommonJS build.
+ */
+export function requireOnFirstUse<T>(name: string): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= createRequire(import.meta.url)(name) as T);
+}
+
+const jmespath = requireOnFirstUse<typeof import('@jmespath-community/jmespath')>('@jmespath-community/jmespath');
+
 function compileSelect(expression: string, at: string, problems: string[]): MountObject['select'] {
   try {
-    return { expression, ast: compile(expression) };
+    const { compile, TreeInterpreter } = jmespath();
+    const ast = compile(expression);
+    return { expression, search: (data) => TreeInterpreter.search(ast, data) };
   } catch (err) {
     problems.push(`${at}: not a valid JMESPath expression: ${firstLine(err)}`);
     return undefined;

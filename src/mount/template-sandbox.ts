@@ -3,11 +3,14 @@
  * values templates see. Templates read own properties only, so values expose nothing but their data.
  */
 import { isUtf8 } from 'node:buffer';
-// liquidjs: a maintained, dependency-free Liquid engine: no code evaluation, own-property access only, built-in DoS limits.
-import { Context, Liquid, toValue, toValueSync, type Emitter, type Template } from 'liquidjs';
+import type { Context, Emitter, Liquid, Template } from 'liquidjs';
 import type { ErrorCode } from '../errors.js';
-import type { MountObject } from './objects.js';
+import { requireOnFirstUse, type MountObject } from './objects.js';
 import type { ObjectFile } from './transform.js';
+
+// liquidjs: a maintained, dependency-free Liquid engine: no code evaluation, own-property access only, built-in DoS limits.
+// Loaded with the first class that has templates.
+const liquidjs = requireOnFirstUse<typeof import('liquidjs')>('liquidjs');
 
 export const templateLimits = {
   /** The `templates` parameter as a whole; also Liquid's parseLimit for one class. */
@@ -31,7 +34,8 @@ interface ScopeInput {
 export function renderSandboxed(engine: Liquid, parsed: Template[], scope: object, deadline: number): string {
   const emitter = new BoundedEmitter(templateLimits.outputBytes);
   const renderLimit = Math.max(0, deadline - performance.now());
-  const ctx = new Context(scope, engine.options, { sync: true, renderLimit, memoryLimit: templateLimits.memoryUnits }, { liquid: engine });
+  const { Context: LiquidContext, toValueSync } = liquidjs();
+  const ctx = new LiquidContext(scope, engine.options, { sync: true, renderLimit, memoryLimit: templateLimits.memoryUnits }, { liquid: engine });
   toValueSync(engine.renderer.renderTemplates(parsed, ctx, emitter));
   return emitter.buffer;
 }
@@ -143,7 +147,7 @@ class BoundedEmitter implements Emitter {
 
 /** Liquid's own rule for writing a value. */
 function stringify(value: unknown): string {
-  const v: unknown = toValue(value);
+  const v: unknown = liquidjs().toValue(value);
   if (typeof v === 'string') return v;
   if (v === null || v === undefined) return '';
   if (Array.isArray(v)) return v.map(stringify).join('');
@@ -192,7 +196,7 @@ function refusedFiles(): Error {
  * read files fail when parsed, and the file system behind them refuses anyway.
  */
 export function createEngine(): Liquid {
-  const engine = new Liquid({
+  const engine = new (liquidjs().Liquid)({
     fs: noFiles,
     relativeReference: false,
     root: [],

@@ -1,4 +1,4 @@
-import { TreeInterpreter, type JSONValue } from '@jmespath-community/jmespath';
+import type { JSONValue } from '@jmespath-community/jmespath';
 import { ProviderError } from '../errors.js';
 import type { Content } from '../backends/types.js';
 import type { Decoding, MountObject } from './objects.js';
@@ -43,7 +43,7 @@ function extract(object: MountObject, content: Content): Value {
     const data = content.kind === 'fields' ? content.fields : parseJsonValue(content.data, 'select');
     let result: JSONValue;
     try {
-      result = TreeInterpreter.search(object.select.ast, toSearchable(data) as JSONValue);
+      result = object.select.search(toSearchable(data) as JSONValue);
     } catch (err) {
       throw invalid(`select: the expression failed on the secret's data (${(err as Error).name})`);
     }

@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 const redundantTotals = ['usp_nodejs_active_resources_total', 'usp_nodejs_active_handles_total', 'usp_nodejs_active_requests_total'];
 
+const clientStateValue = { idle: 0, loading: 1, loaded: 2, failed: 3 } as const;
+
 /** The provider's Prometheus metrics. Labels are low-cardinality by construction: never a ref or a value. */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -12,6 +14,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     for (const name of redundantTotals) registry.removeSingleMetric(name);
   }
   const registers = [registry];
+  let storeClients: () => Iterable<{ store: string; backend: string; client: keyof typeof clientStateValue }> = () => [];
   return {
     registry,
     mounts: new Counter({
@@ -146,6 +149,26 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: 'usp_store_queue_dropped_total',
       help: 'Store calls that left the queue without a slot because their Mount deadline passed (deadline) or the Mount was cancelled (cancelled).',
       labelNames: ['store', 'reason'] as const,
+      registers,
+    }),
+    storeClientState: new Gauge({
+      name: 'usp_store_client_state',
+      help: 'Client of each configured store: 0 not loaded (no Mount used it yet), 1 loading, 2 loaded, 3 failed (Mounts fail until a retry succeeds).',
+      labelNames: ['store', 'backend'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const s of storeClients()) this.set({ store: s.store, backend: s.backend }, clientStateValue[s.client]);
+      },
+    }),
+    /** Where `usp_store_client_state` reads the current stores from (the provider sets it once it has them). */
+    watchStoreClients(source: () => Iterable<{ store: string; backend: string; client: keyof typeof clientStateValue }>) {
+      storeClients = source;
+    },
+    storeClientLoads: new Counter({
+      name: 'usp_store_client_loads_total',
+      help: 'Store clients created on the first Mount that used the store, by outcome (ok or error); an error is retried after a backoff.',
+      labelNames: ['store', 'backend', 'outcome'] as const,
       registers,
     }),
   };

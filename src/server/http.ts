@@ -6,6 +6,8 @@ export interface HttpServerDeps {
   /** Really exercises the gRPC socket (a Version call); resolves true when it answers. */
   readonly checkHealth: () => Promise<boolean>;
   readonly isReady: () => boolean;
+  /** Each store's client (not loaded, loaded, failed and why), shown by `/readyz` beside the verdict. */
+  readonly reportStores: () => readonly object[];
   readonly registry: Registry;
 }
 
@@ -14,7 +16,10 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-/** `/healthz` (liveness: the socket answers), `/readyz` (serving, not starting or draining), `/metrics`. */
+/**
+ * `/healthz` (liveness: the socket answers), `/readyz` (serving, not starting or draining; the body
+ * lists each store's client), `/metrics`.
+ */
 export function createHttpServer(deps: HttpServerDeps): HttpServer {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
@@ -30,8 +35,11 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
           () => reply(503, 'the provider socket does not answer\n'),
         );
         return;
-      case '/readyz':
-        return deps.isReady() ? reply(200, 'ready\n') : reply(503, 'not ready\n');
+      case '/readyz': {
+        // The kubelet reads only the status: a store whose client failed fails its own Mounts, not the others'.
+        const ready = deps.isReady();
+        return reply(ready ? 200 : 503, `${JSON.stringify({ ready, stores: deps.reportStores() })}\n`, 'application/json');
+      }
       case '/metrics':
         deps.registry.metrics().then(
           (text) => reply(200, text, deps.registry.contentType),

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { parseProviderConfig } from '../config/load.js';
-import { createStores } from '../stores/stores.js';
+import { createStores, reportStoreClients } from '../stores/stores.js';
 import { holdStates } from '../stores/holder.js';
 import { watchConfigFile } from '../config/watch.js';
 import { toProviderError } from '../errors.js';
@@ -62,6 +62,8 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
     throw new StartupError(toProviderError(err).message);
   });
   const states = holdStates(initial, logger);
+  const reportStores = () => reportStoreClients(states.current, now);
+  metrics.watchStoreClients(reportStores);
   let ready = false;
 
   const handler = createMountHandler({ states, logger, metrics, now, fallbackVersionKey: randomBytes(32) });
@@ -70,7 +72,7 @@ export async function startProvider(options: ProviderOptions): Promise<RunningPr
   await grpcServer.listen(socketPath);
 
   const selfClient = createSelfClient(socketPath);
-  const http = createHttpServer({ checkHealth: () => selfClient.ping(), isReady: () => ready, registry: metrics.registry });
+  const http = createHttpServer({ checkHealth: () => selfClient.ping(), isReady: () => ready, reportStores, registry: metrics.registry });
   const httpAddress = await http.listen(options.httpAddr);
 
   let reloading = Promise.resolve();

@@ -112,6 +112,8 @@ export function createValueCache(deps: ValueCacheDeps): ValueCache {
         return Promise.resolve(entry.result);
       }
       if (entry && age > keepFor) remove(key);
+      // A Mount that is already over starts no store call: nobody would wait for its outcome.
+      if (signal.aborted) return Promise.reject(deadline());
       let flight = flights.get(key);
       if (flight) coalesced.inc();
       else {

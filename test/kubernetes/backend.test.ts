@@ -13,6 +13,7 @@ import { ProviderError, type ErrorCode } from '../../src/errors.js';
 import { createTokenSource, type PodToken } from '../../src/identity.js';
 import { Secret } from '../../src/secret.js';
 import { createTestCa } from '../servers/tls.js';
+import { execPluginKubeconfig } from './exec-plugin.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
 
 const logger = pino({ level: 'silent' });
@@ -290,6 +291,33 @@ describe('kubernetes backend: identity provider', () => {
     expect(denied.message).toContain('provider');
   });
 
+  it('reads with a client certificate of the kubeconfig, from the pooled agent', async () => {
+    const value = marker();
+    api.putSecret({ namespace: 'platform', name: 'admin-only', data: { value } });
+    api.allow({ subject: 'cluster-admin', namespace: 'platform', resource: 'secrets', names: ['admin-only'] });
+    const store = await createStore({ identity: 'provider', kubeconfig: 'admin-cert.kubeconfig' }, true);
+
+    const result = await store.fetch({ ref: 'platform/admin-only', spec: spec() }, podContext({ tokens: new Map() }));
+
+    expect(fields(result)).toEqual({ value: Buffer.from(value) });
+    expect(api.requests.at(-1)).toMatchObject({ user: 'cluster-admin', status: 200 });
+  });
+
+  it('reads with the token of a kubeconfig exec plugin, run by client-node\'s KubeConfig', async () => {
+    const value = marker();
+    api.putSecret({ namespace: 'platform', name: 'exec-only', data: { value } });
+    api.allow({ subject: 'usp-provider', namespace: 'platform', resource: 'secrets', names: ['exec-only'] });
+    const exec = await execPluginKubeconfig(join(dir, 'provider.kubeconfig'));
+    secretsSeen.push(exec.token);
+    await writeFile(join(dir, 'exec.kubeconfig'), exec.config);
+    const store = await createStore({ identity: 'provider', kubeconfig: 'exec.kubeconfig' }, true);
+
+    const result = await store.fetch({ ref: 'platform/exec-only', spec: spec() }, podContext({ tokens: new Map() }));
+
+    expect(fields(result)).toEqual({ value: Buffer.from(value) });
+    expect(api.requests.at(-1)).toMatchObject({ user: 'usp-provider', status: 200 });
+  });
+
   it('refuses an unknown kubeconfig context at creation', async () => {
     const err = await expectFailure(createStore({ kubeconfig: 'provider.kubeconfig', context: 'nope' }), 'InvalidArgument');
     expect(err.message).toContain('"nope"');
@@ -387,6 +415,49 @@ describe('kubernetes backend: plain http API server', () => {
   });
 });
 
+describe('kubernetes backend: answers of the wrong shape', () => {
+  /** A plain http "API server" that answers every request 200 with `body`. */
+  async function storeAnswering(body: string): Promise<{ store: StoreBackend<unknown>; close(): Promise<void> }> {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const name = `shape-${randomUUID()}.kubeconfig`;
+    await writeFile(join(dir, name), plainKubeconfig(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+    const store = await createStore({ kubeconfig: name });
+    return { store, close: () => new Promise((done) => server.close(() => done())) };
+  }
+
+  it.each([
+    ['a list', '[]', /malformed answer for Secret shop\/db \(a list, not an object\)/],
+    ['null', 'null', /malformed answer for Secret shop\/db \(null, not an object\)/],
+    ['metadata of the wrong type', '{"metadata":{"resourceVersion":7},"data":{}}', /malformed answer \(metadata.resourceVersion is a number, not a string\)/],
+  ])('refuses a read answered with %s as a malformed answer', async (_what, body, message) => {
+    const { store, close } = await storeAnswering(body);
+    try {
+      const err = await expectFailure(store.fetch({ ref: 'db', spec: spec() }, podContext()), 'Unavailable');
+      expect(err.message).toMatch(message);
+    } finally {
+      await close();
+    }
+  });
+
+  it.each([
+    ['items that are not a list', '{"items":"x"}', /listing the Secrets of namespace shop \(items is a string, not a list\)/],
+    ['no items', '{"metadata":{}}', /listing the Secrets of namespace shop \(items is missing\)/],
+    ['a continue token that is not a string', '{"items":[],"metadata":{"continue":5}}', /metadata.continue is a number, not a string/],
+  ])('refuses a listing answered with %s', async (_what, body, message) => {
+    const { store, close } = await storeAnswering(body);
+    try {
+      const err = await expectFailure(store.list!({ prefix: 'a', recursive: false, labels: {}, spec: spec() }, podContext()), 'Unavailable');
+      expect(err.message).toMatch(message);
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('kubernetes backend: refs and object fields', () => {
   it.each(['Upper', 'a/b/c', '/name', 'ns/', 'bad_ns/name', `${'a'.repeat(64)}/name`, 'ns/-name'])(
     'refuses ref %j before any request',
@@ -441,22 +512,26 @@ describe('kubernetes backend: logs', () => {
     }
   });
 
-  it('warns when an error answer is not a Kubernetes Status (a proxy in front), so its reason is lost', async () => {
+  it('warns when an error answer is not a Kubernetes Status (a proxy in front, under a path), keeping its Retry-After', async () => {
     const lines: string[] = [];
     const captured = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }).child({ store: 'cluster' });
-    const proxy = createServer((_req, res) => {
-      res.writeHead(502, { 'content-type': 'text/html' });
+    const paths: string[] = [];
+    const proxy = createServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.writeHead(502, { 'content-type': 'text/html', 'retry-after': '30' });
       res.end('<html><body>502 Bad Gateway</body></html>');
     });
     await new Promise<void>((done) => proxy.listen(0, '127.0.0.1', done));
     try {
       const { port } = proxy.address() as AddressInfo;
-      await writeFile(join(dir, 'proxy.kubeconfig'), plainKubeconfig(`http://127.0.0.1:${port}`));
+      await writeFile(join(dir, 'proxy.kubeconfig'), plainKubeconfig(`http://127.0.0.1:${port}/k8s/clusters/c-1/`));
       const store = await createStore({ kubeconfig: 'proxy.kubeconfig' }, false, captured);
 
       const err = await expectFailure(store.fetch({ ref: 'db', spec: spec() }, podContext()), 'Unavailable');
 
       expect(err.message).toBe('the API server answered 502 (BadGateway) for Secret shop/db');
+      expect(err.retryAfterSeconds).toBe(30);
+      expect(paths).toEqual(['/k8s/clusters/c-1/api/v1/namespaces/shop/secrets/db']);
       const warning = lines.find((l) => l.includes('without a Kubernetes Status reason'));
       expect(warning).toContain('"status":502');
       expect(warning?.match(/"store":/g)).toHaveLength(1);

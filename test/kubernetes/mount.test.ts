@@ -12,6 +12,7 @@ import { createCanaries } from '../helpers/canary.js';
 import { driverRequest, fileMap, type PodOptions } from '../helpers/driver-client.js';
 import { startTestProvider, type TestProvider } from '../helpers/provider.js';
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../servers/kubernetes.js';
+import { execPluginKubeconfig } from './exec-plugin.js';
 
 const canaries = createCanaries();
 const password = canaries.next('k8s-db');
@@ -213,8 +214,8 @@ ${objects.replace(/^/gm, '      ')}
     expect(withoutToken.code).toBe(1);
     expect(withoutToken.stderr).toContain('no service-account token for audience ""');
 
-    // The built bin carries a bundle of client-node (scripts/bundle.mjs): its API errors must still
-    // be told apart.
+    // The built bin reads through its own client (src/backends/kubernetes/transport.ts): API
+    // errors must still be told apart.
     for (const [ref, message] of [
       ['platform/root-key', 'service account shop/app may not get Secret platform/root-key'],
       ['nothing-here', 'not found'],
@@ -224,6 +225,31 @@ ${objects.replace(/^/gm, '      ')}
       errors.push(failed.stdout, failed.stderr);
       expect(failed.code, failed.stderr).toBe(1);
       expect(failed.stderr).toContain(message);
+    }
+  });
+
+  it('usp render reads as the provider with a client certificate and with an exec plugin (the bundled KubeConfig)', async () => {
+    await api.addUser('usp-admin', 'certificate');
+    await api.addUser('usp-exec', 'token');
+    api.allow({ subject: 'usp-admin', namespace: 'shop', resource: 'secrets', names: ['db'] });
+    api.allow({ subject: 'usp-exec', namespace: 'shop', resource: 'secrets', names: ['db'] });
+    await api.writeKubeconfig(join(p.dir, 'cert.kubeconfig'), { user: 'usp-admin' });
+    await api.writeKubeconfig(join(p.dir, 'token.kubeconfig'), { user: 'usp-exec' });
+    const exec = await execPluginKubeconfig(join(p.dir, 'token.kubeconfig'));
+    canaries.add(exec.token);
+    await writeFile(join(p.dir, 'exec.kubeconfig'), exec.config);
+    await writeClass('- {name: db/password, ref: db, key: password}');
+    const config = join(p.dir, 'as-provider.yaml');
+    for (const [kubeconfig, user] of [['cert.kubeconfig', 'usp-admin'], ['exec.kubeconfig', 'usp-exec']] as const) {
+      const store = { name: 'cluster', backend: 'kubernetes', identity: 'provider', kubeconfig: `./${kubeconfig}`, access: [{ allow: { namespaces: ['shop'] } }] };
+      await writeFile(config, JSON.stringify({ defaultStore: 'cluster', stores: [store] }));
+
+      const result = await runUsp(['render', '--class', join(p.dir, 'class.yaml'), '--config', config, '--namespace', 'shop', '--service-account', 'app']);
+      errors.push(result.stdout, result.stderr);
+
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`^db/password\\s+${password.length}\\s`, 'm'));
+      expect(api.requests.at(-1)).toMatchObject({ path: '/api/v1/namespaces/shop/secrets/db', user, status: 200 });
     }
   });
 });

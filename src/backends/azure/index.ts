@@ -24,6 +24,9 @@ export const azureKeyVaultBackend: BackendDefinition<AzureStoreOptions, AzureObj
     ref: 'The name of a secret, key or certificate in the vault (`kind` says which).',
   },
   checkStore: checkAzureStore,
+  async preflight({ options }, { baseDir }) {
+    await readTlsMaterial(options.tls, baseDir);
+  },
   async create({ name, options }, { baseDir, logger, now }) {
     const endpoints = endpointsOf(options);
     const tls = await readTlsMaterial(options.tls, baseDir);

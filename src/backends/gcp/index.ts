@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { raceSignal } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
 import type { HttpAnswer } from '../kit/http.js';
+import { readTlsMaterial } from '../kit/tls.js';
 import type { BackendDefinition, BackendDeps, FetchContext, FetchRequest, FetchResult, ListPage, ListRequest, StoreBackend, StoreSettings } from '../types.js';
 import { accessError, readAccessAnswer } from './access.js';
 import { createGcpApis, isOk, type GcpApis } from './client.js';
@@ -17,6 +18,9 @@ export { gcpObjectFields, gcpOptions, type GcpObjectSpec, type GcpStoreOptions }
 export const gcpSecretManagerBackend: BackendDefinition<GcpStoreOptions, GcpObjectSpec> = {
   kind: 'gcp-secret-manager',
   ...gcpStatics,
+  async preflight({ options }, { baseDir }) {
+    await readTlsMaterial(options.tls, baseDir);
+  },
   create: createGcpStore,
 };
 

@@ -20,7 +20,9 @@ export function codeForStatus(status: number): ErrorCode {
   if (status === 401 || status === 403) return 'PermissionDenied';
   if (status === 404) return 'NotFound';
   if (status === 412 || isTransientStatus(status)) return 'Unavailable';
-  return 'Internal';
+  // Any other refusal of the request (409, 413, 431: a huge pod token...) is about what was sent;
+  // anything else (a redirect from a proxy in front of the store) is the store's side.
+  return status >= 400 && status < 500 ? 'InvalidArgument' : 'Unavailable';
 }
 
 /** A store's HTTP error status as a ProviderError; transient exactly when `isTransientStatus` says so. */

@@ -1,11 +1,11 @@
 import { STATUS_CODES } from 'node:http';
-import type * as K8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ProviderError, type ErrorCode } from '../../errors.js';
 import { tlsVerificationErrors } from '../kit/tls.js';
-import { isNetworkCode, parseRetryAfter } from '../kit/transient.js';
+import { codeForStatus, isNetworkCode, parseRetryAfter } from '../kit/transient.js';
 import type { FetchContext } from '../types.js';
-import { describeCause, type Client, type ReadIdentity } from './client.js';
+import { describeCause, type ReadIdentity } from './client.js';
+import { TransportFailure, type ApiAnswer } from './transport.js';
 
 export type ObjectKind = 'secret' | 'configmap';
 
@@ -19,7 +19,6 @@ export interface Target {
 
 /** What a failure message needs to name the object, the reader and the budget. */
 export interface CallScope {
-  readonly k8s: Client;
   readonly target: Target;
   readonly ctx: FetchContext;
   readonly identity: ReadIdentity;
@@ -33,7 +32,6 @@ export interface CallScope {
 /** Maps a failed read; the store timeout is told apart from the Mount's own signal. */
 export function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): ProviderError {
   if (err instanceof ProviderError) return err;
-  if (err instanceof scope.k8s.ApiException) return classifyStatus(err, scope);
   const what = describeTarget(scope.target);
   if (err instanceof Error && err.name === 'AbortError') {
     if (scope.ctx.signal.aborted) {
@@ -49,9 +47,9 @@ export function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSi
   }
   // Cut-off or non-JSON answers (a proxy's HTML page) are the store's fault, not the pod's: retryable.
   if (err instanceof SyntaxError) return new ProviderError('Unavailable', `the API server sent a malformed answer for ${what} (not JSON)`);
-  if (err instanceof Error && err.name === 'FetchError') {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && tlsVerificationErrors.has(code)) {
+  if (err instanceof TransportFailure) {
+    const { code } = err;
+    if (tlsVerificationErrors.has(code)) {
       return new ProviderError('Unavailable', `TLS verification of the API server failed reading ${what} (${code})`, { transient: false });
     }
     return new ProviderError('Unavailable', `cannot reach the API server reading ${what} (${isNetworkCode(code) ? code : 'network error'})`);
@@ -62,9 +60,9 @@ export function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSi
   return new ProviderError('Internal', `reading ${what} failed unexpectedly (${cause})`);
 }
 
-/** Maps an API `Status` answer; only its `reason` word is quoted, never its message. */
-function classifyStatus({ code, body, headers }: K8s.ApiException<unknown>, scope: CallScope): ProviderError {
-  const status = parseStatus(body);
+/** Maps an error answer (a `Status`, or a proxy's page); only the Status's `reason` word is quoted, never its message. */
+export function classifyStatus({ status: code, text, retryAfter: retryAfterHeader }: ApiAnswer, scope: CallScope): ProviderError {
+  const status = parseStatus(text);
   const what = describeTarget(scope.target);
   if (status.reason === undefined) {
     // A proxy or load balancer in front of the API server answers with its own page, not a Status.
@@ -82,10 +80,10 @@ function classifyStatus({ code, body, headers }: K8s.ApiException<unknown>, scop
   if (code === 403) return fail('PermissionDenied', `${who} may not ${scope.target.name === undefined ? 'list' : 'get'} ${what} (${reason})`);
   if (code === 404) return fail('NotFound', `${what} not found (${reason})`);
   if (code === 429 || code >= 500) {
-    const retryAfter = parseRetryAfter(headers['retry-after']) ?? status.retryAfterSeconds;
+    const retryAfter = parseRetryAfter(retryAfterHeader) ?? status.retryAfterSeconds;
     return fail('Unavailable', `the API server answered ${code} (${reason}) for ${what}`, retryAfter);
   }
-  return fail('Internal', `the API server answered ${code} (${reason}) for ${what}`);
+  return fail(codeForStatus(code), `the API server answered ${code} (${reason}) for ${what}`);
 }
 
 interface StatusFacts {
@@ -93,14 +91,12 @@ interface StatusFacts {
   readonly retryAfterSeconds?: number;
 }
 
-function parseStatus(body: unknown): StatusFacts {
-  let value: unknown = body;
-  if (typeof body === 'string') {
-    try {
-      value = JSON.parse(body);
-    } catch {
-      return {};
-    }
+function parseStatus(text: string): StatusFacts {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return {};
   }
   if (typeof value !== 'object' || value === null || (value as { kind?: unknown }).kind !== 'Status') return {};
   const { reason, details } = value as { reason?: unknown; details?: { retryAfterSeconds?: unknown } };

@@ -1,11 +1,11 @@
-import type * as K8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ProviderError } from '../../errors.js';
 import { duration } from '../../schema.js';
 import type { BackendDefinition, FetchResult, StoreBackend } from '../types.js';
-import { createApiClient, requestAuth, type ApiClient } from './client.js';
-import { classifyFailure, describeTarget, type CallScope, type ObjectKind, type Target } from './errors.js';
+import { getJsonObject } from './call.js';
+import { createApiClient, type ApiClient } from './client.js';
+import { describeTarget, type CallScope, type ObjectKind, type Target } from './errors.js';
 import { listObjects } from './list.js';
 import { toFetchResult } from './objects.js';
 
@@ -57,6 +57,11 @@ export const kubernetesBackend: BackendDefinition<Options, Spec> = {
     }
     return problems;
   },
+  async preflight({ options: opts }, { baseDir }) {
+    // The kubeconfig (or the in-cluster files), its context, cluster URL and TLS files: what a
+    // store needs is checked at start; only the connection waits for the first Mount.
+    (await createApiClient(opts, baseDir)).close();
+  },
   async create({ name, options: opts }, { baseDir, logger }) {
     const client = await createApiClient(opts, baseDir);
     logger.debug(
@@ -78,7 +83,6 @@ function createStore(name: string, opts: Options, client: ApiClient, logger: Log
       // The token is checked before any request so that a missing or expired one never reaches the server.
       const authorization = opts.identity === 'pod' ? `Bearer ${ctx.tokenFor(opts.audience)}` : undefined;
       const scope: CallScope = {
-        k8s: client.k8s,
         target,
         ctx,
         identity: opts.identity,
@@ -87,48 +91,33 @@ function createStore(name: string, opts: Options, client: ApiClient, logger: Log
         storeName: name,
         logger,
       };
-      return readOnce(client, authorization, scope, target);
+      return readOnce(client, authorization, scope);
     },
     async list(request, ctx) {
       const authorization = opts.identity === 'pod' ? `Bearer ${ctx.tokenFor(opts.audience)}` : undefined;
       return listObjects(request, { client, authorization, ctx, identity: opts.identity, audience: opts.audience, timeoutMs: opts.timeout, storeName: name, logger });
     },
     async close() {
-      client.agent.destroy();
+      client.close();
     },
   };
 }
 
-/**
- * One attempt within the store timeout and the Mount's signal. Retries belong to the shared store
- * guard; this only classifies the failure (a TLS verification failure is not worth retrying).
- */
-async function readOnce(client: ApiClient, authorization: string | undefined, scope: CallScope, target: Target & { name: string }): Promise<FetchResult> {
-  const timeout = AbortSignal.timeout(scope.timeoutMs);
+/** One attempt; a failure is classified (a TLS verification failure is not worth retrying) and logged at debug. */
+async function readOnce(client: ApiClient, authorization: string | undefined, scope: CallScope): Promise<FetchResult> {
   const started = performance.now();
-  const object = describeTarget(scope.target);
-  const log = { object, identity: scope.identity };
+  const log = { object: describeTarget(scope.target), identity: scope.identity };
   try {
-    const found = await readObject(client.api, target, requestAuth(client, authorization, AbortSignal.any([scope.ctx.signal, timeout])));
-    const result = toFetchResult(scope.target.kind, found);
+    const result = toFetchResult(scope.target.kind, await getJsonObject(client, new URLSearchParams(), authorization, scope));
     scope.logger.debug({ ...log, resourceVersion: result.version, ms: Math.round(performance.now() - started) }, 'read a Kubernetes object');
     return result;
   } catch (err) {
-    const failure = classifyFailure(err, scope, timeout);
+    const failure = err as ProviderError;
     scope.logger.debug(
       { ...log, code: failure.code, transient: failure.transient, ms: Math.round(performance.now() - started), cause: failure.message },
       'reading a Kubernetes object failed',
     );
     throw failure;
-  }
-}
-
-async function readObject(api: K8s.CoreV1Api, { kind, namespace, name }: Target & { name: string }, call: K8s.ConfigurationOptions): Promise<K8s.V1Secret | K8s.V1ConfigMap> {
-  switch (kind) {
-    case 'secret':
-      return api.readNamespacedSecret({ namespace, name }, call);
-    case 'configmap':
-      return api.readNamespacedConfigMap({ namespace, name }, call);
   }
 }
 

@@ -1,12 +1,13 @@
-import type * as K8s from '@kubernetes/client-node';
 import { ProviderError } from '../../errors.js';
+import { listProblem } from '../kit/json-shape.js';
 import type { ListedSecret, ListPage, ListRequest } from '../types.js';
-import { requestAuth, type ApiClient } from './client.js';
-import { classifyFailure, describeTarget, type CallScope, type ObjectKind, type Target } from './errors.js';
-import { toFetchResult } from './objects.js';
+import { getJsonObject } from './call.js';
+import type { ApiClient } from './client.js';
+import { describeTarget, type CallScope, type ObjectKind, type Target } from './errors.js';
+import { metadataString, toFetchResult, type WireObject } from './objects.js';
 
 /** A listing's call scope: the object-less CallScope, with the client and the request's credentials. */
-export interface ListScope extends Omit<CallScope, 'k8s' | 'target'> {
+export interface ListScope extends Omit<CallScope, 'target'> {
   readonly client: ApiClient;
   readonly authorization: string | undefined;
 }
@@ -26,28 +27,20 @@ export async function listObjects(request: ListRequest<{ kind: ObjectKind }>, sc
   const { namespace, namePrefix, qualified } = parsePrefix(request.prefix, scope.ctx.identity.namespace);
   const labelSelector = toSelector(request.labels);
   const target: Target = { kind: request.spec.kind, namespace };
-  const timeout = AbortSignal.timeout(scope.timeoutMs);
-  const call = requestAuth(scope.client, scope.authorization, AbortSignal.any([scope.ctx.signal, timeout]));
-  const query = { namespace, limit: pageSize, ...(labelSelector && { labelSelector }), ...(request.page && { _continue: request.page }) };
-  let answer: K8s.V1SecretList | K8s.V1ConfigMapList;
-  try {
-    answer = request.spec.kind === 'secret'
-      ? await scope.client.api.listNamespacedSecret(query, call)
-      : await scope.client.api.listNamespacedConfigMap(query, call);
-  } catch (err) {
-    const callScope: CallScope = { ...scope, k8s: scope.client.k8s, target };
-    throw classifyFailure(err, callScope, timeout);
-  }
-  if (!Array.isArray(answer.items)) {
-    throw new ProviderError('Unavailable', `the API server sent a malformed answer listing ${describeTarget(target)} (items is not a list)`);
-  }
+  const query = new URLSearchParams({ limit: String(pageSize) });
+  if (labelSelector) query.set('labelSelector', labelSelector);
+  if (request.page) query.set('continue', request.page);
+  const answer = await getJsonObject(scope.client, query, scope.authorization, { ...scope, target });
+  const problem = listProblem(answer['items'], 'items', 'object') ?? (answer['items'] === undefined ? 'items is missing' : undefined);
+  if (problem) throw new ProviderError('Unavailable', `the API server sent a malformed answer listing ${describeTarget(target)} (${problem})`);
   const items: ListedSecret[] = [];
-  for (const object of answer.items as Array<K8s.V1Secret | K8s.V1ConfigMap>) {
-    const name = object.metadata?.name;
-    if (typeof name !== 'string' || !name.startsWith(namePrefix)) continue;
+  for (const object of answer['items'] as WireObject[]) {
+    const name = metadataString(object, 'name');
+    if (name === undefined || !name.startsWith(namePrefix)) continue;
     items.push({ ref: qualified ? `${namespace}/${name}` : name, value: toFetchResult(request.spec.kind, object) });
   }
-  const next = answer.metadata?._continue;
+  // The next page's token; empty or absent on the last page.
+  const next = metadataString(answer, 'continue');
   scope.logger.debug({ objects: describeTarget(target), found: items.length, more: Boolean(next) }, 'listed Kubernetes objects');
   return { items, ...(next ? { next } : {}) };
 }

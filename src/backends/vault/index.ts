@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { raceSignal } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, ListPage, ListRequest, StoreBackend } from '../types.js';
+import { readTlsMaterial } from '../kit/tls.js';
 import { VaultAuth } from './auth.js';
 import { createVaultClient, type VaultClient } from './client.js';
 import { parseVersionPin, VaultKv } from './kv.js';
@@ -19,6 +20,9 @@ export const vaultBackend: BackendDefinition<VaultStoreOptions, VaultObjectSpec>
   audiences: vaultAudiences,
   docs: vaultDocs,
   checkStore: checkVaultStore,
+  async preflight({ options }, { baseDir }) {
+    if (options.address.startsWith('https:')) await readTlsMaterial(options.tls, baseDir);
+  },
   async create({ name, options }, { baseDir, logger, now }) {
     const client = await createVaultClient(options, baseDir);
     // The logger already names the store.
