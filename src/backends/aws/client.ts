@@ -2,6 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { pipeline, Readable, Transform } from 'node:stream';
 import type { Logger } from 'pino';
+import { withDeadline } from '../../abort.js';
 import { BoundedMap } from '../kit/bounded-map.js';
 import { fingerprintOf, type AwsCaller, type AwsCredentials, type CredentialEntry } from './credentials.js';
 import { answerTooLarge, errorName, isStaleCredentialError, maxAnswerBytes, shouldFailOver } from './errors.js';
@@ -121,16 +122,18 @@ export class AwsAccess {
    * may fail over); one the Mount gave up on stays an AbortError, which must not.
    */
   async send<T>(signals: readonly AbortSignal[], call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
-    const timeout = AbortSignal.timeout(this.opts.timeout);
     const first = signals[0];
     const shared = first !== undefined && signals.every((s) => s === first);
+    const deadline = withDeadline(shared ? first : undefined, this.opts.timeout);
     try {
-      return await call(shared ? AbortSignal.any([first, timeout]) : timeout);
+      return await call(deadline.signal);
     } catch (err) {
       if ((err as { name?: string } | null)?.name === 'AbortError' && !signals.some((s) => s.aborted)) {
         throw Object.assign(new Error(`no answer within ${this.opts.timeout}ms`), { name: 'TimeoutError', code: 'ETIMEDOUT' });
       }
       throw err;
+    } finally {
+      deadline.clear();
     }
   }
 

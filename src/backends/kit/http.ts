@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { withDeadline } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
 import { parseRetryAfter } from './transient.js';
 import { tlsVerificationErrors, type TlsMaterial } from './tls.js';
@@ -69,8 +70,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const maxBytes = options.maxAnswerBytes ?? defaultMaxAnswerBytes;
   return {
     call(call) {
-      const timeout = AbortSignal.timeout(options.timeoutMs);
-      const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
+      const deadline = withDeadline(call.signal, options.timeoutMs);
+      const { signal } = deadline;
       const { payload, contentType } = encodeBody(call);
       const headers: Record<string, string> = { accept: 'application/json', ...options.headers, ...call.headers };
       if (payload) {
@@ -96,7 +97,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         });
         req.on('error', fail);
         req.end(payload);
-      });
+      }).finally(() => deadline.clear());
     },
     close: () => agent.destroy(),
   };

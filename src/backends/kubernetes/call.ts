@@ -1,3 +1,4 @@
+import { withDeadline } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
 import { isObject, shapeOf } from '../kit/json-shape.js';
 import type { ApiClient } from './client.js';
@@ -19,14 +20,16 @@ export async function getJsonObject(
   authorization: string | undefined,
   scope: CallScope,
 ): Promise<Record<string, unknown>> {
-  const timeout = AbortSignal.timeout(scope.timeoutMs);
+  const deadline = withDeadline(scope.ctx.signal, scope.timeoutMs);
   let value: unknown;
   try {
-    const answer = await client.get(apiPath(scope.target), query, authorization, AbortSignal.any([scope.ctx.signal, timeout]));
+    const answer = await client.get(apiPath(scope.target), query, authorization, deadline.signal);
     if (answer.status < 200 || answer.status > 299) throw classifyStatus(answer, scope);
     value = JSON.parse(answer.text);
   } catch (err) {
-    throw classifyFailure(err, scope, timeout);
+    throw classifyFailure(err, scope, deadline.timedOut);
+  } finally {
+    deadline.clear();
   }
   if (!isObject(value)) {
     throw new ProviderError('Unavailable', `the API server sent a malformed answer for ${describeTarget(scope.target)} (${shapeOf(value)}, not an object)`);

@@ -30,14 +30,14 @@ export interface CallScope {
 }
 
 /** Maps a failed read; the store timeout is told apart from the Mount's own signal. */
-export function classifyFailure(err: unknown, scope: CallScope, timeout: AbortSignal): ProviderError {
+export function classifyFailure(err: unknown, scope: CallScope, timedOut: boolean): ProviderError {
   if (err instanceof ProviderError) return err;
   const what = describeTarget(scope.target);
   if (err instanceof Error && err.name === 'AbortError') {
     if (scope.ctx.signal.aborted) {
       return new ProviderError('DeadlineExceeded', `reading ${what} was cancelled (the Mount ended or its deadline passed)`);
     }
-    if (timeout.aborted) {
+    if (timedOut) {
       return new ProviderError(
         'DeadlineExceeded',
         `the API server did not answer for ${what} within ${scope.timeoutMs / 1000}s (the store timeout)`,
