@@ -10,3 +10,10 @@ export function firstLine(err: unknown): string {
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value);
 }
+
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether `text` is valid Unicode: a lone UTF-16 surrogate cannot be URL-encoded or sent as UTF-8. */
+export function isWellFormed(text: string): boolean {
+  return !loneSurrogate.test(text);
+}

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { raceSignal } from '../../abort.js';
 import { ProviderError } from '../../errors.js';
+import { isWellFormed } from '../../util.js';
 import type { BackendDefinition, FetchContext, FetchRequest, FetchResult, ListPage, ListRequest, StoreBackend } from '../types.js';
 import { readTlsMaterial } from '../kit/tls.js';
 import { VaultAuth } from './auth.js';
@@ -80,9 +81,9 @@ const segmentPattern = /^[^\s?#%\\\u0000-\u001f]+$/;
 /** Validates a ref like `secret/data/app` and returns its segments. */
 function splitRef(ref: string): string[] {
   const segments = ref.replace(/^\/+|\/+$/g, '').split('/');
-  const bad = segments.some((s) => s === '' || s === '.' || s === '..' || !segmentPattern.test(s));
+  const bad = !isWellFormed(ref) || segments.some((s) => s === '' || s === '.' || s === '..' || !segmentPattern.test(s));
   if (bad || segments.length < 2) {
-    throw new ProviderError('InvalidArgument', 'ref must be a Vault path like "secret/data/app" (no empty, "." or ".." segments, no ?, # or %)');
+    throw new ProviderError('InvalidArgument', 'ref must be a Vault path like "secret/data/app" (no empty, "." or ".." segments, no ?, # or %, valid Unicode)');
   }
   return segments;
 }

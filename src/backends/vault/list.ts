@@ -1,4 +1,5 @@
 import { ProviderError } from '../../errors.js';
+import { isWellFormed } from '../../util.js';
 import type { ListedSecret, ListPage, ListRequest } from '../types.js';
 import type { Caller } from './auth.js';
 import { listKvFolder, type VaultKv } from './kv.js';
@@ -46,7 +47,7 @@ export async function listKvPage(kv: VaultKv, auth: VaultAuth, caller: Caller, r
 }
 
 function isSegment(s: string): boolean {
-  return s !== '.' && s !== '..' && segmentPattern.test(s);
+  return s !== '.' && s !== '..' && segmentPattern.test(s) && isWellFormed(s);
 }
 
 function decodePage(page: string): Pending[] {
