@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { alertGroups, alertRules, metricNames } from './promql.js';
 import { promtool, promtoolMissing, runPromtool } from './promtool.js';
-import { exportedNames, mountEveryOutcome, scrape, startMonitoredProvider } from './scrape.js';
+import { scrapeEveryOutcome } from './scrape.js';
 
 const unitTests = new URL('./alerts.promtool.yaml', import.meta.url);
 const guidePath = new URL('../../docs/troubleshooting.md', import.meta.url);
@@ -91,13 +91,7 @@ describe('the alerts select only what a running provider exports', () => {
   let exported: Set<string>;
 
   beforeAll(async () => {
-    const p = await startMonitoredProvider();
-    try {
-      await mountEveryOutcome(p);
-      exported = exportedNames(await scrape(p));
-    } finally {
-      await p.stopAll();
-    }
+    exported = await scrapeEveryOutcome();
   });
 
   it.each(alertRules().map((r) => [r.alert, r.expr] as const))('%s', (_alert, expr) => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { dashboardPanels, dashboardQueries, loadDashboard, metricNames, withVariablesFilled } from './promql.js';
 import { promtool, promtoolMissing, runPromtool } from './promtool.js';
-import { exportedNames, mountEveryOutcome, scrape, startMonitoredProvider } from './scrape.js';
+import { scrapeEveryOutcome } from './scrape.js';
 
 const dashboard = loadDashboard();
 const queries = dashboardQueries(dashboard);
@@ -101,13 +101,7 @@ describe('dashboard metrics', () => {
   let exported: Set<string>;
 
   beforeAll(async () => {
-    const p = await startMonitoredProvider();
-    try {
-      await mountEveryOutcome(p);
-      exported = exportedNames(await scrape(p));
-    } finally {
-      await p.stopAll();
-    }
+    exported = await scrapeEveryOutcome();
   });
 
   it('finds the metric names of an expression', () => {

@@ -1,25 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { recordText } from '../helpers/capture.js';
+import { findOnPath } from './promtool.js';
 
 /** Debian's prometheus server on PATH (the same package as promtool), or undefined. */
-export const prometheusBin = (process.env.PATH ?? '')
-  .split(delimiter)
-  .map((dir) => join(dir, 'prometheus'))
-  .find((path) => {
-    try {
-      accessSync(path, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+export const prometheusBin = findOnPath('prometheus');
 
 async function freePort(): Promise<number> {
   const server = createServer();

@@ -2,18 +2,23 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
+/** An executable on PATH, or undefined. */
+export function findOnPath(name: string): string | undefined {
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .map((dir) => join(dir, name))
+    .find((path) => {
+      try {
+        accessSync(path, constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+}
+
 /** promtool on PATH (Debian's `prometheus` package; .ci/run installs it), or undefined. */
-export const promtool = (process.env.PATH ?? '')
-  .split(delimiter)
-  .map((dir) => join(dir, 'promtool'))
-  .find((path) => {
-    try {
-      accessSync(path, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+export const promtool = findOnPath('promtool');
 
 export const promtoolMissing = 'promtool is not installed (apt-get install prometheus): the Prometheus checks are skipped';
 

@@ -125,3 +125,14 @@ export function exportedNames(exposition: string): Set<string> {
   }
   return names;
 }
+
+/** The metric names a provider exports once every Mount outcome has happened, read from a real scrape. */
+export async function scrapeEveryOutcome(): Promise<Set<string>> {
+  const p = await startMonitoredProvider();
+  try {
+    await mountEveryOutcome(p);
+    return exportedNames(await scrape(p));
+  } finally {
+    await p.stopAll();
+  }
+}
