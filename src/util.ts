@@ -11,9 +11,16 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value);
 }
 
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** A UTF-16 surrogate without its pair: no UTF-8 form exists, and encodeURI throws on it. */
+const loneSurrogates = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** Whether `text` is valid Unicode: a lone UTF-16 surrogate cannot be URL-encoded or sent as UTF-8. */
 export function isWellFormed(text: string): boolean {
-  return !loneSurrogate.test(text);
+  loneSurrogates.lastIndex = 0;
+  return !loneSurrogates.test(text);
+}
+
+/** `text` with every lone surrogate replaced by U+FFFD. */
+export function toWellFormed(text: string): string {
+  return text.replace(loneSurrogates, '\uFFFD');
 }

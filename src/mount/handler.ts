@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { withDeadline, type CallDeadline } from '../abort.js';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { FetchContext } from '../backends/types.js';
 import type { ProviderConfig } from '../config/load.js';
@@ -60,7 +61,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
     async mount(input, callSignal, timeoutMs = Infinity) {
       const started = performance.now();
       let objectCount = 0;
-      let bound: ReturnType<typeof boundSignal> | undefined;
+      let bound: CallDeadline | undefined;
       // Summed over the Mount's store calls (which run in parallel, so it may exceed durationMs).
       const waited = { ms: 0 };
       const lease = deps.states.acquire();
@@ -69,8 +70,10 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
         const { objects, templates } = parseClassObjects(input, state);
         objectCount = objects.length;
         authorise(objects, input, state.config);
-        bound = boundSignal(callSignal, state.config.limits.mountTimeout);
+        bound = withDeadline(callSignal, state.config.limits.mountTimeout);
         const { signal } = bound;
+        // Every object of the Mount (and every shared load it joins) listens for the deadline.
+        setMaxListeners(0, signal);
         const deadlineAt = deps.now() + Math.min(timeoutMs, state.config.limits.mountTimeout);
         const ctx: FetchContext = {
           identity: input.identity,
@@ -103,7 +106,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
       } catch (err) {
         throw fail(err, started, input, objectCount);
       } finally {
-        bound?.release();
+        bound?.clear();
         lease.release();
       }
     },
@@ -116,27 +119,6 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
 function authorise(objects: readonly MountObject[], input: MountInput, config: ProviderConfig): void {
   const denied = findDenied(objects, input.identity, config)[0];
   if (denied) throw new ProviderError('PermissionDenied', denied);
-}
-
-/**
- * The Mount's signal: the caller's cancellation or our own timeout, whichever comes first. A plain
- * timer cleared on completion, since AbortSignal.timeout keeps a timer per Mount alive until it fires.
- */
-function boundSignal(callSignal: AbortSignal, timeoutMs: number) {
-  const controller = new AbortController();
-  // Every object of the Mount (and every shared load it joins) listens for the deadline.
-  setMaxListeners(0, controller.signal);
-  const abort = () => controller.abort();
-  const timer = setTimeout(abort, timeoutMs);
-  if (callSignal.aborted) abort();
-  else callSignal.addEventListener('abort', abort, { once: true });
-  return {
-    signal: controller.signal,
-    release() {
-      clearTimeout(timer);
-      callSignal.removeEventListener('abort', abort);
-    },
-  };
 }
 
 function countByStore(resolutions: readonly { object: MountObject }[]): Map<string, number> {

@@ -1,12 +1,11 @@
-/** A UTF-16 surrogate without its pair: no UTF-8 form exists. */
-export const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+import { isWellFormed } from '../util.js';
 
 /** Why the driver would reject `path` as a file path in the mount, or undefined when it is fine. */
 export function checkDriverPath(path: string): string | undefined {
   if (path === '') return 'must not be empty';
   // Paths travel as proto3 strings (UTF-8): a lone UTF-16 surrogate has no UTF-8 form, so the
   // driver would get U+FFFD (or refuse the message) instead of the name checked here. Found by fuzzing.
-  if (loneSurrogate.test(path)) return 'must be valid Unicode (it has an unpaired surrogate)';
+  if (!isWellFormed(path)) return 'must be valid Unicode (it has an unpaired surrogate)';
   // The driver (Go) and the filesystem count bytes, not UTF-16 units: "€".repeat(86) is one
   // 258-byte element. Found by fuzzing.
   if (Buffer.byteLength(path, 'utf8') > 4096) return 'longer than 4096 bytes';

@@ -1,9 +1,9 @@
 import type { Liquid, Template } from 'liquidjs';
 import { z } from 'zod';
-import { firstLine, isPlainObject } from '../util.js';
+import { firstLine, isPlainObject, isWellFormed } from '../util.js';
 import { describeIssues } from '../schema.js';
 import { describeObject, parseMode, readYamlList, type MountObject } from './objects.js';
-import { checkDriverPath, loneSurrogate } from './paths.js';
+import { checkDriverPath } from './paths.js';
 import { createEngine, templateLimits } from './template-sandbox.js';
 
 /** One parsed entry of the class's `templates`: a file rendered from the class's objects. */
@@ -104,7 +104,7 @@ function compile(text: string, engine: Liquid, at: string, problems: string[]): 
     problems.push(`${at}: larger than ${templateLimits.templateBytes} bytes`);
     return undefined;
   }
-  if (loneSurrogate.test(text)) {
+  if (!isWellFormed(text)) {
     problems.push(`${at}: must be valid Unicode (it has an unpaired surrogate)`);
     return undefined;
   }

@@ -1,5 +1,6 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { errorCodes, type ErrorCode, type ProviderError } from '../errors.js';
+import { toWellFormed } from '../util.js';
 
 const grpcStatusByCode: Record<ErrorCode, GrpcStatus> = {
   InvalidArgument: GrpcStatus.INVALID_ARGUMENT,
@@ -26,7 +27,7 @@ export function fromGrpcStatus(status: GrpcStatus): ErrorCode {
  * no status at all. Replace them with U+FFFD. Found by fuzzing.
  */
 export function wellFormed(error: ProviderError): ProviderError {
-  const message = error.message.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  const message = toWellFormed(error.message);
   // Idempotent, and keeps every other field (code, retry hints) of the error as it is.
   if (message !== error.message) error.message = message;
   return error;
