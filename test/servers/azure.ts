@@ -26,12 +26,12 @@ import { createCipheriv, createHash, createHmac, createPrivateKey, createPublicK
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { Constructed, Integer, Null, ObjectIdentifier, OctetString, Primitive, Sequence, type BaseBlock } from 'asn1js';
 import { createPodTokenSigner } from './pod-tokens.js';
 import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
 import { createTestCa, type TestCa } from './tls.js';
+import { listenOnLoopback } from './listen.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -345,9 +345,7 @@ export async function startAzureTestServer(options: { ca?: TestCa; now?: () => n
     });
   });
   server.keepAliveTimeout = 5_000;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = await listenOnLoopback(server);
 
   return {
     url,

@@ -32,10 +32,10 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { createFaultInjector, type FaultInjector } from './faults.js';
 import { createPodTokenSigner } from './pod-tokens.js';
 import { createTestCa, type TestCa } from './tls.js';
+import { listenOnLoopback } from './listen.js';
 
 export type VersionState = 'ENABLED' | 'DISABLED' | 'DESTROYED';
 
@@ -448,12 +448,10 @@ export async function startGcpTestServer(options: GcpTestServerOptions = {}): Pr
     server = createHttpsServer({ cert: leaf.cert, key: leaf.key }, listener);
   }
   server.keepAliveTimeout = 5_000;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
+  const url = await listenOnLoopback(server, options.http);
 
   return {
-    url: `${options.http ? 'http' : 'https'}://127.0.0.1:${port}`,
+    url,
     ca,
     projectId,
     projectNumber,

@@ -21,11 +21,11 @@ import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { createPodTokenSigner } from './pod-tokens.js';
 import { createFaultInjector, type Fault, type FaultInjector, type InjectOptions } from './faults.js';
 import { createTestCa, type TestCa } from './tls.js';
+import { listenOnLoopback } from './listen.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -696,12 +696,10 @@ export async function startVaultTestServer(options: VaultTestServerOptions = {})
     );
   }
   server.keepAliveTimeout = 5_000;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
+  const url = await listenOnLoopback(server, options.http);
 
   return {
-    url: `${options.http ? 'http' : 'https'}://127.0.0.1:${port}`,
+    url,
     ca,
     counters,
     requests,
