@@ -15,13 +15,15 @@ import { startAzureTestServer } from '../test/servers/azure.js';
 import { startGcpTestServer } from '../test/servers/gcp.js';
 import { serviceAccountUser, type KubernetesTestServer } from '../test/servers/kubernetes.js';
 import { startVaultTestServer } from '../test/servers/vault.js';
+import { describeSettings, type RunSettings } from './provider.js';
 
 export interface FootprintDeps {
   readonly dir: string;
   readonly api: KubernetesTestServer;
-  readonly nodeFlags: string[];
-  start(dir: string, config: string, nodeFlags: string[], socketDir: string): Promise<{ proc: ChildProcess }>;
-  readRss(pid: number): number;
+  readonly settings: RunSettings;
+  start(dir: string, config: string, settings: RunSettings, socketDir: string): Promise<{ proc: ChildProcess; readyMs: number }>;
+  /** RSS (MiB) once the process has settled with no Mount in flight. */
+  readIdleRss(pid: number): Promise<number>;
 }
 
 interface Kind {
@@ -35,6 +37,8 @@ export interface KindRow {
   readonly kind: string;
   readonly idleMiB: number;
   readonly afterMountMiB: number;
+  /** From spawn to the first 200 from /readyz. */
+  readonly startupMs: number;
 }
 
 export async function measureFootprint(deps: FootprintDeps) {
@@ -46,7 +50,7 @@ export async function measureFootprint(deps: FootprintDeps) {
     for (const kind of servers.kinds) rows.push(await measureKinds(deps, kind.kind, [kind]));
     const all = await measureKinds(deps, 'every kind', servers.kinds);
     return {
-      nodeFlags: deps.nodeFlags.join(' '),
+      nodeFlags: describeSettings(deps.settings),
       rows: rows.map((r) => ({ ...r, addedIdleMiB: round(r.idleMiB - fileOnly.idleMiB), addedAfterMountMiB: round(r.afterMountMiB - fileOnly.afterMountMiB) })),
       every: all,
     };
@@ -61,15 +65,13 @@ async function measureKinds(deps: FootprintDeps, label: string, kinds: readonly 
   await mkdir(join(deps.dir, socketDir), { mode: 0o700, recursive: true });
   const stores = ['  - {name: files, backend: file, root: ./secrets}', ...kinds.map((k) => `  - ${k.store}`)].join('\n');
   await writeFile(join(deps.dir, `footprint-${name}.yaml`), `versionKey: bench-version-key-0123456789\nstores:\n${stores}\n`);
-  const { proc } = await deps.start(deps.dir, `footprint-${name}.yaml`, deps.nodeFlags, socketDir);
+  const { proc, readyMs } = await deps.start(deps.dir, `footprint-${name}.yaml`, deps.settings, socketDir);
   const client = createDriverClient(join(deps.dir, socketDir, 'universal.sock'));
   try {
-    await sleep(1000);
-    const idleMiB = deps.readRss(proc.pid!);
+    const idleMiB = await deps.readIdleRss(proc.pid!);
     const requests = kinds.length > 0 ? kinds.map((k) => k.request()) : [driverRequest('- {name: s, store: files, ref: s0}', { podName: 'footprint' })];
     for (const request of requests) await client.mount(request);
-    await sleep(1000);
-    return { kind: label, idleMiB, afterMountMiB: deps.readRss(proc.pid!) };
+    return { kind: label, idleMiB, afterMountMiB: await deps.readIdleRss(proc.pid!), startupMs: readyMs };
   } finally {
     client.close();
     proc.kill('SIGTERM');
@@ -151,4 +153,3 @@ async function startServers({ dir, api }: FootprintDeps) {
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { createDriverClient, driverRequest, type DriverClient, type MountRequest
 import { serviceAccountUser, startKubernetesTestServer, type KubernetesTestServer } from '../test/servers/kubernetes.js';
 import { measureFind } from './find.js';
 import { measureFootprint } from './footprint.js';
+import { describeSettings, measureIdleCpu, readDaemonSetSettings, readRss, readSettledRss, round, sleep, startProvider } from './provider.js';
 
 /**
  * `npm run bench`: the built provider in its own process on a real Unix socket, driven by this
@@ -17,9 +17,11 @@ import { measureFootprint } from './footprint.js';
  * `--smoke` runs a few hundred Mounts so CI keeps the benchmark working; figures are for people.
  */
 const smoke = process.argv.includes('--smoke');
+/** `--only footprint` or `--only overhead`: one table alone, for working on memory or Mount cost. */
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const counts = smoke
-  ? { overhead: 100, leakTotal: 400, leakFirst: 100, fanoutRounds: 2, fairBurstPods: 10 }
-  : { overhead: 4000, leakTotal: 100_000, leakFirst: 10_000, fanoutRounds: 7, fairBurstPods: 60 };
+  ? { overhead: 100, leakTotal: 400, leakFirst: 100, fanoutRounds: 2, fairBurstPods: 10, idleCpuSeconds: 2 }
+  : { overhead: 4000, leakTotal: 100_000, leakFirst: 10_000, fanoutRounds: 7, fairBurstPods: 60, idleCpuSeconds: 60 };
 
 interface LatencyStats {
   p50: number;
@@ -31,6 +33,28 @@ async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'usp-bench-'));
   const api = await startKubernetesTestServer();
   try {
+    if (only === 'footprint') {
+      await setUpStores(dir, api);
+      const footprint = await measureFootprint({ dir, api, settings: daemonSet, start: startProvider, readIdleRss: (pid) => readSettledRss(pid, { smoke }) });
+      process.stdout.write(`${formatFootprint(footprint).join('\n')}\n`);
+      return;
+    }
+    if (only === 'overhead') {
+      await setUpStores(dir, api);
+      const { proc } = await startProvider(dir);
+      const client = createDriverClient(join(dir, 'sock', 'universal.sock'));
+      const cached = driverRequest(fileObjects(10), { podName: 'bench' });
+      const baseline = await startBaseline(dir, (await client.mount(cached)).files);
+      try {
+        const overhead = await measureOverhead(baseline.client, client, cached);
+        process.stdout.write(`${formatOverhead(overhead).join('\n')}\npeak RSS ${readRss(proc.pid!, 'VmHWM')} MiB\n`);
+      } finally {
+        for (const p of [proc, baseline.proc]) p.kill('SIGTERM');
+        client.close();
+        baseline.client.close();
+      }
+      return;
+    }
     const results = await runAll(dir, api);
     const text = formatResults(results);
     process.stdout.write(text);
@@ -47,25 +71,19 @@ async function runAll(dir: string, api: KubernetesTestServer) {
   const provider = startup.proc;
   const client = createDriverClient(join(dir, 'sock', 'universal.sock'));
   try {
-    await sleep(500);
-    const idleRss = readRss(provider.pid!, 'VmRSS');
+    const idleRss = await readSettledRss(provider.pid!, { smoke });
     const cached = driverRequest(fileObjects(10), { podName: 'bench' });
     const first = await client.mount(cached);
     const baseline = await startBaseline(dir, first.files);
     try {
-      const overhead = [];
-      for (const concurrency of [1, 16, 128]) {
-        const base = await measure(baseline.client, cached, concurrency, counts.overhead);
-        const ours = await measure(client, cached, concurrency, counts.overhead);
-        overhead.push({ concurrency, baseline: base, provider: ours, p50Ratio: ours.p50 / base.p50, throughputRatio: ours.perSecond / base.perSecond });
-      }
+      const overhead = await measureOverhead(baseline.client, client, cached);
       const peakRss = readRss(provider.pid!, 'VmHWM');
       const fanout = await measureFanout(client, api);
       const amplification = await measureAmplification(client, api);
       const find = await measureFind(client, api, { store: 'amp' });
       const fairness = await measureFairness(client, api, startup.address);
       const lean = await measureLean(dir);
-      const footprint = await measureFootprint({ dir, api, nodeFlags: daemonSetNodeFlags, start: startProvider, readRss: (pid) => readRss(pid, 'VmRSS') });
+      const footprint = await measureFootprint({ dir, api, settings: daemonSet, start: startProvider, readIdleRss: (pid) => readSettledRss(pid, { smoke }) });
       return {
         machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
         provider: runtimeVersion,
@@ -120,33 +138,23 @@ stores:
   );
 }
 
-async function startProvider(dir: string, config = 'config.yaml', nodeFlags: string[] = [], socketDir = 'sock') {
-  const started = performance.now();
-  const proc = spawn(
-    process.execPath,
-    [...nodeFlags, join(packageRoot, 'dist/src/main.js'), 'serve', '--config', join(dir, config), '--socket-dir', join(dir, socketDir), '--http-addr', '127.0.0.1:0'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, USP_LOG_LEVEL: 'info' } },
-  );
-  // The HTTP port is picked by the provider: read it from the ready line, then poll /readyz as a kubelet would.
-  let output = '';
-  const address = await new Promise<string>((resolve, reject) => {
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /"http":"([^"]+)"/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    proc.once('exit', () => reject(new Error(`provider exited: ${output}`)));
-  });
-  while ((await fetch(`http://${address}/readyz`).catch(() => undefined))?.status !== 200) await sleep(2);
-  return { proc, address, readyMs: Math.round(performance.now() - started) };
-}
-
-async function startBaseline(dir: string, files: Array<{ path: string; mode: number; contents: Buffer }>) {
-  const socket = join(dir, 'sock', 'baseline.sock');
+async function startBaseline(dir: string, files: Array<{ path: string; mode: number; contents: Buffer }>, name = 'baseline') {
+  const socket = join(dir, 'sock', `${name}.sock`);
   const json = JSON.stringify(files.map((f) => ({ path: f.path, mode: f.mode, contents: f.contents.toString('base64') })));
   const proc = spawn(process.execPath, [join(packageRoot, 'dist/bench/baseline-server.js'), socket, json], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve) => proc.stdout!.once('data', () => resolve()));
   return { proc, client: createDriverClient(socket) };
+}
+
+/** The cache-hit Mount against the bare baseline, back to back at each concurrency. */
+async function measureOverhead(baseline: DriverClient, provider: DriverClient, request: MountRequest) {
+  const overhead = [];
+  for (const concurrency of [1, 16, 128]) {
+    const base = await measure(baseline, request, concurrency, counts.overhead);
+    const ours = await measure(provider, request, concurrency, counts.overhead);
+    overhead.push({ concurrency, baseline: base, provider: ours, p50Ratio: ours.p50 / base.p50, throughputRatio: ours.perSecond / base.perSecond });
+  }
+  return overhead;
 }
 
 /** Mount latency and throughput with `concurrency` callers sharing one channel, as the driver does. */
@@ -214,21 +222,25 @@ async function measureAmplification(client: DriverClient, api: KubernetesTestSer
  * The DaemonSet's setting, file stores only: what a node pays when no heavy client library is
  * loaded, with the V8 heap cap the manifests set (deploy/base/daemonset.yaml NODE_OPTIONS).
  */
-const daemonSetNodeFlags = ['--max-old-space-size=128'];
+const daemonSet = readDaemonSetSettings();
 
 async function measureLean(dir: string) {
   await writeFile(join(dir, 'lean.yaml'), 'versionKey: bench-version-key-0123456789\nstores:\n  - {name: files, backend: file, root: ./secrets, cache: {ttl: 1h}}\n');
   await mkdir(join(dir, 'lean-sock'), { mode: 0o700 });
-  const { proc, readyMs } = await startProvider(dir, 'lean.yaml', daemonSetNodeFlags, 'lean-sock');
+  const { proc, readyMs } = await startProvider(dir, 'lean.yaml', daemonSet, 'lean-sock');
   const client = createDriverClient(join(dir, 'lean-sock', 'universal.sock'));
   try {
-    await sleep(500);
-    const idle = readRss(proc.pid!, 'VmRSS');
+    const idle = await readSettledRss(proc.pid!, { smoke });
+    // Idle CPU beside a bare baseline process idling over the same seconds.
+    const idleBaseline = await startBaseline(dir, [], 'idle-baseline');
+    const [idleCpu, baselineIdleCpu] = await Promise.all([measureIdleCpu(proc.pid!, counts.idleCpuSeconds), measureIdleCpu(idleBaseline.proc.pid!, counts.idleCpuSeconds)]);
+    idleBaseline.client.close();
+    idleBaseline.proc.kill('SIGTERM');
     const stats = await measure(client, driverRequest(fileObjects(10), { podName: 'lean' }), 128, smoke ? 200 : 10_000);
     const peak = readRss(proc.pid!, 'VmHWM');
     // Leaks show under the production heap cap; without it RSS follows V8's heap growth policy.
     const leak = await measureLeak(client, proc.pid!);
-    return { nodeFlags: daemonSetNodeFlags.join(' '), startupMs: readyMs, idleMiB: idle, peakUnder128MiB: peak, perSecondAt128: stats.perSecond, leak };
+    return { nodeFlags: describeSettings(daemonSet), startupMs: readyMs, idleMiB: idle, peakUnder128MiB: peak, perSecondAt128: stats.perSecond, leak, idleCpu, baselineIdleCpu };
   } finally {
     client.close();
     proc.kill('SIGTERM');
@@ -298,19 +310,31 @@ function podFor(api: KubernetesTestServer, serviceAccount: string, podName = 'be
   return { namespace, serviceAccount, podName, tokens: { '': { token, expirationTimestamp: new Date(expiresAt).toISOString() } } };
 }
 
-function readRss(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
-  return round(kb / 1024);
-}
-
 function formatResults(r: Awaited<ReturnType<typeof runAll>>): string {
   const lines = [
     `usp ${r.provider} benchmark (${r.mode}) on ${r.machine.cpus} x ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}`,
     '',
+    ...formatOverhead(r.overhead),
+    '',
+    `fan-out: cold 1-object Mount ${r.fanout.oneObjectMs} ms, cold 20-object Mount ${r.fanout.twentyObjectsMs} ms (ratio ${r.fanout.ratio}; 50 ms per store call)`,
+    `amplification: 100 concurrent Mounts x 10 objects: one identity ${r.amplification.oneIdentityCalls} store calls, ten identities ${r.amplification.tenIdentitiesCalls}`,
+    `find: ${r.find.mounts} concurrent Mounts by one identity of a find over ${r.find.secrets} Secrets: ${r.find.listCalls} listing calls, ${r.find.readCalls} single reads, ${r.find.filesPerMount} files each`,
+    `fairness (${counts.fairBurstPods} pods x 10 objects of one namespace, 100 ms per store call, concurrency 16): a 10-object Mount of another namespace ${r.fairness.fair.quietMs} ms (alone ${r.fairness.quietAloneMs} ms, ${r.fairness.quietRatio}x; first-in-first-out ${r.fairness.fifo.quietMs} ms); the burst ${r.fairness.fair.burstMs} ms (first-in-first-out ${r.fairness.fifo.burstMs} ms, ${r.fairness.burstRatio}x)`,
+    `memory (default V8 flags, file and kubernetes stores configured, no Mount yet): idle ${r.memoryMiB.idle} MiB, peak ${r.memoryMiB.peakUnder128} MiB`,
+    `startup: ${r.startupMs} ms from process start to /readyz ready`,
+    ...formatFootprint(r.footprint),
+    `idle CPU over ${r.lean.idleCpu.seconds} s with no Mount (file store, default metrics and timers): ${r.lean.idleCpu.cpuSecondsPerMinute} CPU s per minute, ${r.lean.idleCpu.wakeupsPerSecond} wakeups/s; bare baseline ${r.lean.baselineIdleCpu.cpuSecondsPerMinute} s, ${r.lean.baselineIdleCpu.wakeupsPerSecond}/s (${r.lean.idleCpu.source})`,
+    `file stores only, ${r.lean.nodeFlags} (the DaemonSet's): startup ${r.lean.startupMs} ms, idle ${r.lean.idleMiB} MiB, peak ${r.lean.peakUnder128MiB} MiB at 128 concurrent Mounts (${r.lean.perSecondAt128}/s); RSS ${r.lean.leak.afterFirstMounts} MiB after ${counts.leakFirst} Mounts, ${r.lean.leak.afterAllMounts} MiB after ${r.lean.leak.mounts} (${r.lean.leak.growthPercent}%)`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function formatOverhead(overhead: Awaited<ReturnType<typeof measureOverhead>>): string[] {
+  return [
     'overhead: 10-object class from cache vs bare grpc-js server with the same response',
     'concurrency  baseline p50/p99 ms  provider p50/p99 ms  p50 ratio  baseline/s  provider/s  throughput ratio',
-    ...r.overhead.map((o) =>
+    ...overhead.map((o) =>
       [
         String(o.concurrency).padEnd(11),
         `${o.baseline.p50} / ${o.baseline.p99}`.padEnd(19),
@@ -321,29 +345,16 @@ function formatResults(r: Awaited<ReturnType<typeof runAll>>): string {
         o.throughputRatio.toFixed(2),
       ].join('  '),
     ),
-    '',
-    `fan-out: cold 1-object Mount ${r.fanout.oneObjectMs} ms, cold 20-object Mount ${r.fanout.twentyObjectsMs} ms (ratio ${r.fanout.ratio}; 50 ms per store call)`,
-    `amplification: 100 concurrent Mounts x 10 objects: one identity ${r.amplification.oneIdentityCalls} store calls, ten identities ${r.amplification.tenIdentitiesCalls}`,
-    `find: ${r.find.mounts} concurrent Mounts by one identity of a find over ${r.find.secrets} Secrets: ${r.find.listCalls} listing calls, ${r.find.readCalls} single reads, ${r.find.filesPerMount} files each`,
-    `fairness (${counts.fairBurstPods} pods x 10 objects of one namespace, 100 ms per store call, concurrency 16): a 10-object Mount of another namespace ${r.fairness.fair.quietMs} ms (alone ${r.fairness.quietAloneMs} ms, ${r.fairness.quietRatio}x; first-in-first-out ${r.fairness.fifo.quietMs} ms); the burst ${r.fairness.fair.burstMs} ms (first-in-first-out ${r.fairness.fifo.burstMs} ms, ${r.fairness.burstRatio}x)`,
-    `memory (default V8 flags, file and kubernetes stores configured, no Mount yet): idle ${r.memoryMiB.idle} MiB, peak ${r.memoryMiB.peakUnder128} MiB`,
-    `startup: ${r.startupMs} ms from process start to /readyz ready`,
-    ...formatFootprint(r.footprint),
-    `file stores only, ${r.lean.nodeFlags} (the DaemonSet's): startup ${r.lean.startupMs} ms, idle ${r.lean.idleMiB} MiB, peak ${r.lean.peakUnder128MiB} MiB at 128 concurrent Mounts (${r.lean.perSecondAt128}/s); RSS ${r.lean.leak.afterFirstMounts} MiB after ${counts.leakFirst} Mounts, ${r.lean.leak.afterAllMounts} MiB after ${r.lean.leak.mounts} (${r.lean.leak.growthPercent}%)`,
-    '',
   ];
-  return lines.join('\n');
 }
 
 function formatFootprint(f: Awaited<ReturnType<typeof measureFootprint>>): string[] {
   return [
     `footprint by store kind (${f.nodeFlags}; a file store plus one store of the kind; RSS MiB, added over file stores only):`,
-    'kind                  idle    added  after one Mount  added',
-    ...f.rows.map((r) => `${r.kind.padEnd(20)}  ${String(r.idleMiB).padEnd(6)}  ${String(r.addedIdleMiB).padEnd(5)}  ${String(r.afterMountMiB).padEnd(15)}  ${r.addedAfterMountMiB}`),
-    `every kind configured: idle ${f.every.idleMiB} MiB, after one Mount per kind ${f.every.afterMountMiB} MiB`,
+    'kind                  idle    added  after one Mount  added  start to ready',
+    ...f.rows.map((r) => `${r.kind.padEnd(20)}  ${String(r.idleMiB).padEnd(6)}  ${String(r.addedIdleMiB).padEnd(5)}  ${String(r.afterMountMiB).padEnd(15)}  ${String(r.addedAfterMountMiB).padEnd(5)}  ${r.startupMs} ms`),
+    `every kind configured: idle ${f.every.idleMiB} MiB, after one Mount per kind ${f.every.afterMountMiB} MiB, start to ready ${f.every.startupMs} ms`,
   ];
 }
 
-const round = (n: number) => Math.round(n * 100) / 100;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 await main();

@@ -70,7 +70,28 @@ const standInsForKubeConfig = {
   },
 };
 
+/**
+ * zod re-exports every one of its ~60 message locales (`z.locales`), and a bundle cannot drop a
+ * re-exported namespace. The provider speaks English only (zod's default, `en`), so the others
+ * are left out: about 190 kB less source for every node to hold (docs/performance.md).
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/]/.test(args.importer) ? { path: 'zod-locales', namespace: 'stand-in-zod' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'stand-in-zod' }, () => ({
+      contents: "export { default as en } from 'zod/v4/locales/en.js';",
+      loader: 'js',
+      resolveDir: process.cwd(),
+    }));
+  },
+};
+
 const out = 'dist/src/main.js';
+// Chunks of an earlier build would otherwise stay beside the new ones.
+await rm('dist/src/chunks', { recursive: true, force: true });
 await build({
   entryPoints: [out],
   outdir: 'dist/src',
@@ -83,8 +104,12 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'none',
+  charset: 'ascii',
   external: ['@aws-sdk/*', '@smithy/*', 'bufferutil', 'utf-8-validate'],
-  plugins: [healthProtoFromPackage, clientNodeWithoutUnusedModules, standInsForKubeConfig],
+  plugins: [healthProtoFromPackage, clientNodeWithoutUnusedModules, standInsForKubeConfig, zodEnglishOnly],
   // Bundled CommonJS code calls require() for Node built-ins and for optional modules.
   banner: {
     js: "import { createRequire as createRequireForBundle } from 'node:module'; const require = createRequireForBundle(import.meta.url);",
