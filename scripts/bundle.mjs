@@ -7,23 +7,8 @@
 // Left out of the bundle, loaded from node_modules as usual: the AWS SDK (imported only when an
 // AWS store starts, and exercised by its tests as the package itself) and ws's optional native
 // add-ons.
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { build } from 'esbuild';
-
-/**
- * grpc-health-check loads its .proto file relative to its own __dirname, which a bundle changes.
- * Point that __dirname back at the installed package (left external, it would load a second copy
- * of proto-loader and protobufjs: about 100 ms of start-up).
- */
-const healthProtoFromPackage = {
-  name: 'health-proto-from-package',
-  setup(b) {
-    b.onLoad({ filter: /grpc-health-check[\\/]build[\\/]src[\\/]health\.js$/ }, async (args) => ({
-      contents: `var __dirname = require('node:path').dirname(require.resolve('grpc-health-check'));\n${await readFile(args.path, 'utf8')}`,
-      loader: 'js',
-    }));
-  },
-};
 
 /**
  * client-node declares no `sideEffects`, so esbuild keeps every module its index re-exports that
@@ -111,7 +96,7 @@ await build({
   legalComments: 'none',
   charset: 'ascii',
   external: ['@aws-sdk/*', '@smithy/*', 'bufferutil', 'utf-8-validate'],
-  plugins: [healthProtoFromPackage, clientNodeWithoutUnusedModules, standInsForKubeConfig, zodEnglishOnly],
+  plugins: [clientNodeWithoutUnusedModules, standInsForKubeConfig, zodEnglishOnly],
   // Bundled CommonJS code calls require() for Node built-ins and for optional modules.
   banner: {
     js: "import { createRequire as createRequireForBundle } from 'node:module'; const require = createRequireForBundle(import.meta.url);",

@@ -9,6 +9,7 @@ import { runSchema, schemaUsage } from './cli/schema.js';
 import { readServeFlags, runServe, serveUsage } from './cli/serve.js';
 import { runValidate, validateUsage } from './cli/validate.js';
 import { createLogger } from './observability/log.js';
+import { createLogDestination } from './observability/log-destination.js';
 import { createMetrics } from './observability/metrics.js';
 import { runtimeVersion } from './package-info.js';
 import { StartupError } from './server/provider.js';
@@ -84,8 +85,8 @@ async function serve(args: string[], io: Io): Promise<number> {
   const flags = readServeFlags(args, io.env);
   if (!levels.has(flags.logLevel)) throw new UsageError(`--log-level: one of ${[...levels].join(', ')}`);
   if (!Number.isFinite(flags.graceSeconds) || flags.graceSeconds < 0) throw new UsageError('--grace-period: seconds, 0 or more');
-  // Buffered: a synchronous write per Mount line costs more than the Mount itself on a cache hit.
-  const destination = pino.destination({ sync: false });
+  // Batched (log-destination.ts): a write per Mount line costs more than the Mount itself on a cache hit.
+  const destination = createLogDestination();
   const logger = createLogger({ level: flags.logLevel as LevelWithSilent, destination });
   guardProcess(logger);
   // Listen before starting: a signal that arrives while the provider binds must still drain it.

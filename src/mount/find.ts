@@ -5,7 +5,7 @@ import { Secret } from '../secret.js';
 import { describeObject, type MountObject } from './objects.js';
 import { checkDriverPath } from './paths.js';
 import { checkAccess } from './policy.js';
-import { identityKey, resolveObjects, runOnStore, type Resolution, type ResolveDeps } from './resolve.js';
+import { cachedOrLoad, identityKey, resolveObjects, runOnStore, type Resolution, type ResolveDeps } from './resolve.js';
 
 export interface MountResolution {
   readonly resolutions: Resolution[];
@@ -23,7 +23,7 @@ const maxPages = 1_000;
  * secrets the listing returned without values.
  */
 export async function resolveMount(objects: readonly MountObject[], ctx: FetchContext, deps: ResolveDeps): Promise<MountResolution> {
-  const finds = objects.filter((o) => o.find !== undefined);
+  const finds = findObjects(objects);
   if (finds.length === 0) return { resolutions: await resolveObjects(objects, ctx, deps) };
   const [single, ...found] = await Promise.all([
     resolveObjects(objects.filter((o) => o.find === undefined), ctx, deps),
@@ -33,6 +33,15 @@ export async function resolveMount(objects: readonly MountObject[], ctx: FetchCo
     resolutions: [...single, ...found.flatMap((f) => f.resolutions)],
     excluded: found.reduce((sum, f) => sum + f.excluded, 0),
   };
+}
+
+const findsOf = new WeakMap<readonly MountObject[], readonly MountObject[]>();
+
+/** The find objects of a class's objects; worked out once per parsed class, which Mounts reuse. */
+export function findObjects(objects: readonly MountObject[]): readonly MountObject[] {
+  let finds = findsOf.get(objects);
+  if (!finds) findsOf.set(objects, (finds = objects.filter((o) => o.find !== undefined)));
+  return finds;
 }
 
 async function resolveFind(object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<{ resolutions: Resolution[]; excluded: number }> {
@@ -68,7 +77,7 @@ async function listCached(store: Store, object: MountObject, ctx: FetchContext, 
   const { prefix, recursive, labels } = object.find!;
   const sortedLabels = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1));
   const key = `${identityKey(ctx, deps.keyHmac)}\0find\0${JSON.stringify([prefix, recursive, sortedLabels, object.spec ?? null])}`;
-  const carrier = await store.cache.get(key, (signal) => listAll(store, object, { ...ctx, signal }, deps), ctx.signal);
+  const carrier = await cachedOrLoad(store, key, (signal) => listAll(store, object, { ...ctx, signal }, deps), ctx);
   return (carrier as ListingCarrier).listing;
 }
 

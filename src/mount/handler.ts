@@ -1,20 +1,23 @@
-import { setMaxListeners } from 'node:events';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { withDeadline, type CallDeadline } from '../abort.js';
+import { lazyDeadline, type CallDeadline, type CallerSignal } from '../abort.js';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { FetchContext } from '../backends/types.js';
 import type { ProviderConfig } from '../config/load.js';
 import type { StateHolder } from '../stores/holder.js';
 import type { Metrics } from '../observability/metrics.js';
-import { createTokenSource } from '../identity.js';
+import { flatLineLogger } from '../observability/log.js';
+import { createTokenSource, type Identity } from '../identity.js';
 import { assemble, type MountResult, type RenderedCache } from './assemble.js';
 import { createClassParser } from './class.js';
 import type { MountInput } from './input.js';
 import type { MountObject } from './objects.js';
+import type { Resolution } from './resolve.js';
+import type { MountTemplate } from './templates.js';
+import { createVolumeMemo, type Volume } from './volume-memo.js';
 import { guardOutput, largeResponseBytes } from './output.js';
 import { findDenied } from './policy.js';
-import { resolveMount } from './find.js';
+import { findObjects, resolveMount } from './find.js';
 
 export interface MountHandlerDeps {
   /** The provider's stores; each Mount holds the state it started with until it ends. */
@@ -30,9 +33,10 @@ export interface MountHandler {
   /**
    * The whole Mount pipeline for one pod: parse the class, authorise, resolve, transform, guard.
    * `timeoutMs`: what is left of the caller's deadline when it has one; the config's mountTimeout
-   * bounds it too. Failures are counted, logged and thrown as ProviderErrors.
+   * bounds it too. Failures are counted, logged and thrown as ProviderErrors. `signal` may be a
+   * function that makes it: it is called only if a store call must be made.
    */
-  mount(input: MountInput, signal: AbortSignal, timeoutMs?: number): Promise<MountResult>;
+  mount(input: MountInput, signal: CallerSignal, timeoutMs?: number): Promise<MountResult>;
   /**
    * Counts and logs a Mount that failed before it had an input (a request that could not be
    * read) like any other failed Mount, and returns its error. `started`: performance.now() when
@@ -46,12 +50,37 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
   const keyHmac = (data: string) => createHmac('sha256', identityKey).update(data).digest('base64url');
   const parseClassObjects = createClassParser(deps.metrics);
   const rendered: RenderedCache = new WeakMap();
+  const volumes = createVolumeMemo();
+  /** The checked volume of these resolutions: the one made last time from the same values, or a new one. */
+  const volumeOf = (objects: readonly MountObject[], templates: readonly MountTemplate[], input: MountInput, versionKey: Buffer, resolutions: readonly Resolution[]): Volume => {
+    const finds = findObjects(objects);
+    const known = finds.length === 0 ? volumes.get(objects, input.defaultMode, versionKey, resolutions) : undefined;
+    if (known) return known;
+    const result = assemble(resolutions, templates, input, versionKey, rendered, finds);
+    const volume = { result, bytes: guardOutput(result.files), served: countByStore(resolutions) };
+    if (finds.length === 0) volumes.set(objects, input.defaultMode, versionKey, resolutions, volume);
+    return volume;
+  };
+
+  // Mount lines hold only strings and numbers: no need for the wildcard redaction (log.ts).
+  const log = flatLineLogger(deps.logger);
 
   const fail = (err: unknown, started: number, input?: MountInput, objectCount = 0): ProviderError => {
     const error = toProviderError(err);
     record(deps, 'error', error.code, started);
-    deps.logger.warn(
-      { ...(input ? describeCall(input) : {}), objects: objectCount, durationMs: elapsed(started), outcome: 'error', code: error.code, error: error.message },
+    const identity = input?.identity;
+    log.warn(
+      {
+        pod: identity?.podName,
+        namespace: identity?.namespace,
+        serviceAccount: identity?.serviceAccount,
+        class: input?.className,
+        objects: objectCount,
+        durationMs: elapsed(started),
+        outcome: 'error',
+        code: error.code,
+        error: error.message,
+      },
       'mount failed',
     );
     return error;
@@ -61,7 +90,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
     async mount(input, callSignal, timeoutMs = Infinity) {
       const started = performance.now();
       let objectCount = 0;
-      let bound: CallDeadline | undefined;
+      let deadline: CallDeadline | undefined;
       // Summed over the Mount's store calls (which run in parallel, so it may exceed durationMs).
       const waited = { ms: 0 };
       const lease = deps.states.acquire();
@@ -70,34 +99,37 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
         const { objects, templates } = parseClassObjects(input, state);
         objectCount = objects.length;
         authorise(objects, input, state.config);
-        bound = withDeadline(callSignal, state.config.limits.mountTimeout);
-        const { signal } = bound;
-        // Every object of the Mount (and every shared load it joins) listens for the deadline.
-        setMaxListeners(0, signal);
+        // The Mount's deadline runs from here, but its signal and timer are made only once a store
+        // call is needed: a Mount served from the cache has nothing to abort.
+        const bound = (deadline = lazyDeadline(callSignal, state.config.limits.mountTimeout));
         const deadlineAt = deps.now() + Math.min(timeoutMs, state.config.limits.mountTimeout);
         const ctx: FetchContext = {
           identity: input.identity,
           parameters: { role: input.parameters.get('role') },
           secrets: input.secrets,
-          signal,
-          ...createTokenSource(input.tokens, deps.now),
+          get signal() {
+            return bound.signal;
+          },
+          tokenFor: createTokenSource(input.tokens, deps.now).tokenFor,
         };
         const { resolutions, excluded } = await resolveMount(objects, ctx, { stores: state.stores, metrics: deps.metrics, logger: deps.logger, keyHmac, deadlineAt, waited });
-        const finds = objects.filter((o) => o.find !== undefined);
-        const result = assemble(resolutions, templates, input, state.config.versionKey ?? deps.fallbackVersionKey, rendered, finds);
-        const bytes = guardOutput(result.files);
+        const { result, bytes, served } = volumeOf(objects, templates, input, state.config.versionKey ?? deps.fallbackVersionKey, resolutions);
         record(deps, 'ok', 'OK', started, bytes);
-        countByStore(resolutions).forEach((n, store) => deps.metrics.objectsServed.inc({ store }, n));
-        deps.logger.info(
+        served.forEach((n, store) => deps.metrics.objectsServed.inc({ store }, n));
+        const { identity } = input;
+        log.info(
           {
-            ...describeCall(input),
+            pod: identity.podName,
+            namespace: identity.namespace,
+            serviceAccount: identity.serviceAccount,
+            class: input.className,
             objects: objectCount,
             files: result.files.length,
             bytes,
             durationMs: elapsed(started),
             queueWaitMs: Math.round(waited.ms * 100) / 100,
             // Found refs the access rules left out: counted, never named.
-            ...(excluded !== undefined && { findExcluded: excluded }),
+            findExcluded: excluded,
             outcome: 'ok',
           },
           'mount',
@@ -106,7 +138,7 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
       } catch (err) {
         throw fail(err, started, input, objectCount);
       } finally {
-        bound?.clear();
+        deadline?.clear();
         lease.release();
       }
     },
@@ -116,8 +148,18 @@ export function createMountHandler(deps: MountHandlerDeps): MountHandler {
   };
 }
 
+/**
+ * The first denial per parsed class (its objects, parsed for one config) and pod identity: the
+ * access rules read only those, and a reused MountInput (server/request-cache.ts) brings the same
+ * identity object, so a rotation Mount matches no glob again.
+ */
+const decisions = new WeakMap<readonly MountObject[], WeakMap<Identity, string | false>>();
+
 function authorise(objects: readonly MountObject[], input: MountInput, config: ProviderConfig): void {
-  const denied = findDenied(objects, input.identity, config)[0];
+  let byIdentity = decisions.get(objects);
+  if (!byIdentity) decisions.set(objects, (byIdentity = new WeakMap()));
+  let denied = byIdentity.get(input.identity);
+  if (denied === undefined) byIdentity.set(input.identity, (denied = findDenied(objects, input.identity, config)[0] ?? false));
   if (denied) throw new ProviderError('PermissionDenied', denied);
 }
 
@@ -125,15 +167,6 @@ function countByStore(resolutions: readonly { object: MountObject }[]): Map<stri
   const counts = new Map<string, number>();
   for (const { object } of resolutions) counts.set(object.store, (counts.get(object.store) ?? 0) + 1);
   return counts;
-}
-
-function describeCall(input: MountInput) {
-  return {
-    pod: input.identity.podName,
-    namespace: input.identity.namespace,
-    serviceAccount: input.identity.serviceAccount,
-    class: input.className,
-  };
 }
 
 function record(deps: MountHandlerDeps, outcome: 'ok' | 'error', code: string, started: number, bytes?: number): void {

@@ -61,14 +61,32 @@ export async function resolveObjects(
   return resolutions;
 }
 
-async function fetchObject(object: MountObject, identity: string, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
-  const store = deps.stores.get(object.store);
-  if (!store) throw new ProviderError('Internal', 'the store went away during the Mount');
-  // A cached value needs what a store call would: the pod's valid token for the store's audience.
-  for (const audience of store.config.audiences) ctx.tokenFor(audience);
-  const key = `${identity}\0${fetchKey(object)}`;
-  return store.cache.get(key, (signal) => callStore(store, object, { ...ctx, signal }, deps), ctx.signal);
+function fetchObject(object: MountObject, identity: string, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
+  try {
+    const store = deps.stores.get(object.store);
+    if (!store) throw new ProviderError('Internal', 'the store went away during the Mount');
+    // A cached value needs what a store call would: the pod's valid token for the store's audience.
+    for (const audience of store.config.audiences) ctx.tokenFor(audience);
+    const key = cacheKey(identity, object);
+    return cachedOrLoad(store, key, (signal) => callStore(store, object, { ...ctx, signal }, deps), ctx);
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
+
+/**
+ * Reads the value cache without touching `ctx.signal` when the value is cached: the Mount's
+ * deadline signal is made (handler.ts) only for keys that are not. The first look passes an
+ * aborted signal, which the cache answers from memory or refuses without a store call and without
+ * counting a miss (stores/cache.ts: "a Mount that is already over starts no store call"); a refused
+ * key is asked again with the real signal, and that call counts, joins a load in flight or starts
+ * one, exactly as a single call would. test/provider/cache-hit.test.ts holds the cache to this.
+ */
+export function cachedOrLoad(store: Store, key: string, load: (signal: AbortSignal) => Promise<FetchResult>, ctx: FetchContext): Promise<FetchResult> {
+  return store.cache.get(key, load, lookOnly).catch(() => store.cache.get(key, load, ctx.signal));
+}
+
+const lookOnly = AbortSignal.abort();
 
 function callStore(store: Store, object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
   const request = { ref: object.ref, version: object.version, spec: object.spec };
@@ -102,6 +120,20 @@ export async function runOnStore<T>(store: Store, call: (ctx: FetchContext) => P
   return store.guard.call(attempt, { signal: ctx.signal, deadlineAt: deps.deadlineAt });
 }
 
+const cacheKeys = new WeakMap<MountObject, { readonly identity: string; readonly key: string }>();
+
+/**
+ * The value cache's key: who asks and what. The last one is kept per object, so a class mounted
+ * again by the same identity reuses the very string (and V8 the hash it computed for it).
+ */
+function cacheKey(identity: string, object: MountObject): string {
+  const last = cacheKeys.get(object);
+  if (last?.identity === identity) return last.key;
+  const key = `${identity}\0${fetchKey(object)}`;
+  cacheKeys.set(object, { identity, key });
+  return key;
+}
+
 const fetchKeys = new WeakMap<MountObject, string>();
 
 /** What is fetched, independent of who asks; objects are reused across Mounts of one class. */
@@ -119,9 +151,23 @@ function fetchKey(object: MountObject): string {
  * in clear) any static credentials from nodePublishSecretRef.
  */
 export function identityKey(ctx: FetchContext, keyHmac: (data: string) => string): string {
+  const role = ctx.parameters.role ?? '';
+  const last = identityKeys.get(ctx.secrets);
+  if (last && last.identity === ctx.identity && last.role === role && last.keyHmac === keyHmac) return last.key;
   const secrets = [...ctx.secrets].map(([k, v]) => `${k}=${v.reveal()}`).join('\0');
-  return [ctx.identity.namespace, ctx.identity.serviceAccount, ctx.parameters.role ?? '', secrets ? keyHmac(secrets) : ''].join('\0');
+  const key = [ctx.identity.namespace, ctx.identity.serviceAccount, role, secrets ? keyHmac(secrets) : ''].join('\0');
+  identityKeys.set(ctx.secrets, { identity: ctx.identity, role, keyHmac, key });
+  return key;
 }
+
+/**
+ * The last identity key per secrets map: a reused MountInput (server/request-cache.ts) brings the
+ * same identity and secrets objects, which then cost no HMAC and no string building.
+ */
+const identityKeys = new WeakMap<
+  ReadonlyMap<string, unknown>,
+  { readonly identity: FetchContext['identity']; readonly role: string; readonly keyHmac: (data: string) => string; readonly key: string }
+>();
 
 /** A backend that ignores the signal still cannot hold the Mount past its deadline. */
 function deadlineError(): ProviderError {

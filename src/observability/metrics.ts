@@ -8,7 +8,10 @@ const clientStateValue = { idle: 0, loading: 1, loaded: 2, failed: 3 } as const;
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) {
-    collectDefaultMetrics({ register: registry, prefix: 'usp_' });
+    // The event-loop lag histogram samples every 100 ms, not prom-client's default 10 ms: at 10 ms
+    // its timer woke an idle provider 100 times a second (about 0.15 CPU s per idle minute on every
+    // node, docs/performance.md); a stall still shows in full.
+    collectDefaultMetrics({ register: registry, prefix: 'usp_', eventLoopMonitoringPrecision: 100 });
     // Gauges named _total, which Prometheus' lint rejects; each is the sum of the same gauge
     // without the suffix (labelled by type), so no information goes with them (docs/metrics.md).
     for (const name of redundantTotals) registry.removeSingleMetric(name);

@@ -4,12 +4,14 @@ import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import { lazyAbort } from '../abort.js';
 import { toProviderError } from '../errors.js';
 import { protoPath } from '../package-info.js';
+import type { MountResult } from '../mount/assemble.js';
 import type { DriverMount } from './driver-mount.js';
 import type { MountRequestMessage } from './request.js';
+import { createHealthService } from './health.js';
 import { toGrpcStatus } from './status.js';
 
 export const apiVersion = 'v1alpha1';
@@ -39,33 +41,36 @@ export interface GrpcServer {
 }
 
 export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
-  const server = new grpc.Server({ 'grpc.max_send_message_length': 8 * 1024 * 1024 });
-  const health = new HealthImplementation({ '': 'NOT_SERVING', 'v1alpha1.CSIDriverProvider': 'NOT_SERVING' });
+  const server = new grpc.Server({
+    'grpc.max_send_message_length': 8 * 1024 * 1024,
+    // Channelz keeps per-call statistics for a channelz service, which the provider does not serve:
+    // counters, timestamps and closures on every call for nobody.
+    'grpc.enable_channelz': 0,
+  });
+  const health = createHealthService({ '': 'NOT_SERVING', 'v1alpha1.CSIDriverProvider': 'NOT_SERVING' });
   health.addToServer(server);
   let inFlight = 0;
   let socket: { path: string; ino: number } | undefined;
 
-  server.addService(loadProviderService(), {
+  server.addService(withEncodedResponses(loadProviderService()), {
     Version(_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) {
       callback(null, { version: apiVersion, runtimeName: deps.runtimeName, runtimeVersion: deps.runtimeVersion });
     },
     Mount(call: grpc.ServerUnaryCall<MountRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
       inFlight += 1;
-      const aborter = new AbortController();
+      // Its AbortController is made only if the Mount needs a store call (abort.ts).
+      const aborter = lazyAbort();
       // grpc-js reports every call's stream closing as 'cancelled', answered ones too; aborting
       // those would build a DOMException with a stack trace per Mount for nothing.
       let answered = false;
       call.on('cancelled', () => answered || aborter.abort());
       const deadline = call.getDeadline();
       deps
-        .mount(call.request, aborter.signal, deadline instanceof Date ? deadline.getTime() : deadline)
+        .mount(call.request, () => aborter.signal, deadline instanceof Date ? deadline.getTime() : deadline)
         .then(
           (result) => {
             answered = true;
-            callback(null, {
-              files: result.files.map((f) => ({ path: f.path, mode: f.mode, contents: f.contents })),
-              objectVersion: result.objectVersions,
-            });
+            callback(null, responseOf(result));
           },
           (err: unknown) => {
             answered = true;
@@ -123,6 +128,45 @@ export function createGrpcServer(deps: GrpcServerDeps): GrpcServer {
       return inFlight;
     },
   };
+}
+
+const responses = new WeakMap<MountResult, object>();
+
+/**
+ * The driver's MountResponse for a volume. The handler returns the same MountResult for a Mount
+ * whose values have not changed (mount/volume-memo.ts), and then gets the same response object, which
+ * withEncodedResponses encodes only once. ObjectFile is {path, mode, contents}: the encoder reads
+ * those fields as they are.
+ */
+function responseOf(result: MountResult): object {
+  let response = responses.get(result);
+  if (!response) responses.set(result, (response = { files: result.files, objectVersion: result.objectVersions }));
+  return response;
+}
+
+/** Responses up to this size keep their encoding: larger ones are rarer, and would double their memory. */
+const maxKeptEncoding = 64 * 1024;
+
+/**
+ * The service with Mount's response encoder remembering its output per response object (weakly:
+ * it lives as long as the volume it encodes). Protobuf encoding of the response was about half of
+ * what grpc-js did to answer a cache-hit Mount (2.5% of the provider's CPU samples). grpc-js copies
+ * the encoded bytes into each frame, so one encoding can serve every Mount of the same volume.
+ */
+function withEncodedResponses(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const mount = service['Mount']!;
+  const encode = mount.responseSerialize;
+  const encoded = new WeakMap<object, Buffer>();
+  const responseSerialize = (value: unknown): Buffer => {
+    if (typeof value !== 'object' || value === null) return encode(value);
+    let bytes = encoded.get(value);
+    if (!bytes) {
+      bytes = encode(value);
+      if (bytes.length <= maxKeptEncoding) encoded.set(value, bytes);
+    }
+    return bytes;
+  };
+  return { ...service, Mount: { ...mount, responseSerialize } };
 }
 
 async function checkReplaceable(path: string): Promise<void> {

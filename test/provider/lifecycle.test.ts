@@ -89,7 +89,7 @@ describe('process lifecycle', () => {
     try {
       const reply = await client.mount(driverRequest('- {name: pw, ref: shop/password}'));
       expect(fileMap(reply).get('pw')?.contents.toString()).toBe(value);
-      // The built bin bundles grpc-health-check, which loads its .proto from its package.
+      // The built bin answers grpc.health.v1 (src/server/health.ts) on the same socket.
       expect(await checkHealth(socketPath())).toBe(1); // SERVING
     } finally {
       client.close();

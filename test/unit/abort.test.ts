@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { raceSignal, withDeadline } from '../../src/abort.js';
+import { lazyAbort, lazyDeadline, raceSignal, withDeadline } from '../../src/abort.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -83,5 +83,80 @@ describe('withDeadline', () => {
       process.stdout.write(String(fired));`;
     const fired = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8' });
     expect(fired).toBe('50');
+  });
+});
+
+describe('lazyAbort', () => {
+  it('makes its signal on first use, aborted if the call was cancelled before', () => {
+    const early = lazyAbort();
+    early.abort();
+    expect(early.signal.aborted).toBe(true);
+    const late = lazyAbort();
+    const { signal } = late;
+    expect(signal.aborted).toBe(false);
+    late.abort();
+    expect(signal.aborted).toBe(true);
+    expect(late.signal).toBe(signal);
+  });
+});
+
+describe('lazyDeadline', () => {
+  it('asks for its caller signal only when its own signal is wanted', () => {
+    const caller = new AbortController();
+    let asked = 0;
+    const unused = lazyDeadline(() => {
+      asked += 1;
+      return caller.signal;
+    }, 10_000);
+    expect(unused.timedOut).toBe(false);
+    unused.clear();
+    expect(asked).toBe(0);
+    const used = lazyDeadline(() => {
+      asked += 1;
+      return caller.signal;
+    }, 10_000);
+    expect(used.signal).toBe(used.signal);
+    expect(asked).toBe(1);
+    caller.abort();
+    expect(used.signal.aborted).toBe(true);
+    expect(used.timedOut).toBe(false);
+    used.clear();
+  });
+
+  it('counts its time from its creation, not from the first use of its signal', async () => {
+    const deadline = lazyDeadline(new AbortController().signal, 100);
+    await sleep(60);
+    const { signal } = deadline;
+    expect(signal.aborted).toBe(false);
+    const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve));
+    const started = performance.now();
+    await aborted;
+    // About 40 ms of its 100 were left; a timer started at first use would take the whole 100.
+    expect(performance.now() - started).toBeLessThan(85);
+    expect(deadline.timedOut).toBe(true);
+    expect((signal.reason as DOMException).message).toBe('no answer within 100ms');
+  });
+
+  it('is aborted at once when its time passed before its signal was wanted', async () => {
+    const deadline = lazyDeadline(undefined, 20);
+    await sleep(40);
+    expect(deadline.signal.aborted).toBe(true);
+    expect(deadline.timedOut).toBe(true);
+    expect((deadline.signal.reason as DOMException).name).toBe('TimeoutError');
+  });
+
+  it('takes any number of listeners: every waiter of a Mount shares it', async () => {
+    const deadline = lazyDeadline(undefined, 10_000);
+    const warnings: Error[] = [];
+    const record = (warning: Error) => warnings.push(warning);
+    process.on('warning', record);
+    for (let i = 0; i < 20; i++) deadline.signal.addEventListener('abort', () => {});
+    const plain = new AbortController().signal;
+    for (let i = 0; i < 20; i++) plain.addEventListener('abort', () => {});
+    await new Promise((resolve) => setImmediate(resolve));
+    process.off('warning', record);
+    // The plain signal shows the warning would be seen.
+    expect(warnings.length).toBe(1);
+    deadline.clear();
   });
 });
