@@ -55,7 +55,7 @@ describe('deploy/overlays/production', () => {
   });
 
   it('requests what the benchmark measured and limits memory only', () => {
-    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '192Mi' } });
+    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '80Mi' }, limits: { memory: '160Mi' } });
   });
 
   it('caps the V8 heap at two thirds of the memory limit (room for buffers, code and the runtime)', () => {
