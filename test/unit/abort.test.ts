@@ -145,18 +145,18 @@ describe('lazyDeadline', () => {
     expect((deadline.signal.reason as DOMException).name).toBe('TimeoutError');
   });
 
-  it('takes any number of listeners: every waiter of a Mount shares it', async () => {
+  it('takes any number of listeners: every waiter of a Mount shares it', () => {
     const deadline = lazyDeadline(undefined, 10_000);
-    const warnings: Error[] = [];
-    const record = (warning: Error) => warnings.push(warning);
-    process.on('warning', record);
+    // The limit Node keeps on an EventTarget (events.setMaxListeners writes it; 0 is none, so no
+    // MaxListenersExceededWarning however many objects of a Mount wait on it). Read by its symbol:
+    // events.getMaxListeners throws for 0 on Node 20; under vitest on Node 24 a plain signal has no
+    // limit either, so the plain signal is no control there.
+    const limitOf = (signal: AbortSignal) => {
+      const key = Object.getOwnPropertySymbols(signal).find((k) => k.description === 'events.maxEventTargetListeners');
+      return key === undefined ? undefined : (signal as unknown as Record<symbol, unknown>)[key];
+    };
+    expect(limitOf(deadline.signal)).toBe(0);
     for (let i = 0; i < 20; i++) deadline.signal.addEventListener('abort', () => {});
-    const plain = new AbortController().signal;
-    for (let i = 0; i < 20; i++) plain.addEventListener('abort', () => {});
-    await new Promise((resolve) => setImmediate(resolve));
-    process.off('warning', record);
-    // The plain signal shows the warning would be seen.
-    expect(warnings.length).toBe(1);
     deadline.clear();
   });
 });
