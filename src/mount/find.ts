@@ -5,7 +5,7 @@ import { Secret } from '../secret.js';
 import { describeObject, type MountObject } from './objects.js';
 import { checkDriverPath } from './paths.js';
 import { checkAccess } from './policy.js';
-import { cachedOrLoad, identityKey, resolveObjects, runOnStore, type Resolution, type ResolveDeps } from './resolve.js';
+import { identityKey, resolveObjects, runOnStore, type Resolution, type ResolveDeps } from './resolve.js';
 
 export interface MountResolution {
   readonly resolutions: Resolution[];
@@ -77,7 +77,7 @@ async function listCached(store: Store, object: MountObject, ctx: FetchContext, 
   const { prefix, recursive, labels } = object.find!;
   const sortedLabels = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1));
   const key = `${identityKey(ctx, deps.keyHmac)}\0find\0${JSON.stringify([prefix, recursive, sortedLabels, object.spec ?? null])}`;
-  const carrier = await cachedOrLoad(store, key, (signal) => listAll(store, object, { ...ctx, signal }, deps), ctx);
+  const carrier = await store.cache.get(key, (signal) => listAll(store, object, { ...ctx, signal }, deps), () => ctx.signal);
   return (carrier as ListingCarrier).listing;
 }
 

@@ -68,25 +68,12 @@ function fetchObject(object: MountObject, identity: string, ctx: FetchContext, d
     // A cached value needs what a store call would: the pod's valid token for the store's audience.
     for (const audience of store.config.audiences) ctx.tokenFor(audience);
     const key = cacheKey(identity, object);
-    return cachedOrLoad(store, key, (signal) => callStore(store, object, { ...ctx, signal }, deps), ctx);
+    // The signal is asked for only on a miss: a Mount served from the cache makes no deadline signal.
+    return store.cache.get(key, (signal) => callStore(store, object, { ...ctx, signal }, deps), () => ctx.signal);
   } catch (err) {
     return Promise.reject(err);
   }
 }
-
-/**
- * Reads the value cache without touching `ctx.signal` when the value is cached: the Mount's
- * deadline signal is made (handler.ts) only for keys that are not. The first look passes an
- * aborted signal, which the cache answers from memory or refuses without a store call and without
- * counting a miss (stores/cache.ts: "a Mount that is already over starts no store call"); a refused
- * key is asked again with the real signal, and that call counts, joins a load in flight or starts
- * one, exactly as a single call would. test/provider/cache-hit.test.ts holds the cache to this.
- */
-export function cachedOrLoad(store: Store, key: string, load: (signal: AbortSignal) => Promise<FetchResult>, ctx: FetchContext): Promise<FetchResult> {
-  return store.cache.get(key, load, lookOnly).catch(() => store.cache.get(key, load, ctx.signal));
-}
-
-const lookOnly = AbortSignal.abort();
 
 function callStore(store: Store, object: MountObject, ctx: FetchContext, deps: ResolveDeps): Promise<FetchResult> {
   const request = { ref: object.ref, version: object.version, spec: object.spec };

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
+import type { CallerSignal } from '../abort.js';
 import { ProviderError, toProviderError } from '../errors.js';
 import type { Content, FetchResult } from '../backends/types.js';
 import type { CacheSettings } from '../config/schema.js';
@@ -8,9 +9,11 @@ import type { Metrics } from '../observability/metrics.js';
 export interface ValueCache {
   /**
    * The value for `key`: cached while fresh, else loaded. Concurrent callers with one key share
-   * one load; the load is cancelled only when every caller has given up.
+   * one load; the load is cancelled only when every caller has given up. `signal` may be a
+   * function that makes it: a fresh value is answered without asking for it, so a Mount served
+   * from the cache makes no deadline signal at all (mount/handler.ts).
    */
-  get(key: string, load: (signal: AbortSignal) => Promise<FetchResult>, signal: AbortSignal): Promise<FetchResult>;
+  get(key: string, load: (signal: AbortSignal) => Promise<FetchResult>, signal: CallerSignal): Promise<FetchResult>;
   readonly size: number;
   readonly bytes: number;
 }
@@ -102,7 +105,7 @@ export function createValueCache(deps: ValueCacheDeps): ValueCache {
   };
 
   return {
-    get(key, load, signal) {
+    get(key, load, callerSignal) {
       const entry = entries.get(key);
       const age = entry ? deps.now() - entry.storedAt : Infinity;
       if (entry && age < settings.ttl) {
@@ -112,6 +115,7 @@ export function createValueCache(deps: ValueCacheDeps): ValueCache {
         return Promise.resolve(entry.result);
       }
       if (entry && age > keepFor) remove(key);
+      const signal = typeof callerSignal === 'function' ? callerSignal() : callerSignal;
       // A Mount that is already over starts no store call: nobody would wait for its outcome.
       if (signal.aborted) return Promise.reject(deadline());
       let flight = flights.get(key);
